@@ -1,0 +1,70 @@
+"""A ConvNet trained briefly on the real data, for coreset selection in its embedding space.
+
+The DC paper (Zhao et al., ICLR 2021, §4 "coreset baselines") selects herding and k-center coresets with
+features of a ConvNet trained on the training set; DeepCore (Guo, Zhao & Bai 2022,
+``deepcore/methods/herding.py``, ``kcentergreedy.py``) does the same with a model trained for a few
+"selection epochs". The trained network is cached on disk per (dataset, epochs, seed) so herding and
+k-center at every IPC share one training run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmark.checkpoints import load_checked, save_checked
+from benchmark.data.images import LabelledImages
+from benchmark.data.spec import DatasetSpec
+from benchmark.models import build_model
+from benchmark.seeding import derive_seed, generator
+
+FEATURE_ARCH = "convnet"
+
+
+def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, epochs: int, seed: int) -> Path:
+    key = json.dumps({"spec": spec.summary(), "n": train_size, "epochs": epochs, "seed": seed, "arch": FEATURE_ARCH},
+                     sort_keys=True)
+    safe_name = spec.name.replace(":", "_").replace("/", "_")
+    return cache_dir / "feature_nets" / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def train_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int, device: torch.device,
+                      lr: float = 0.01, batch_size: int = 256) -> nn.Module:
+    """SGD (momentum 0.9, weight decay 5e-4) on the real training set, no augmentation."""
+    net = build_model(FEATURE_ARCH, spec, seed=derive_seed(seed, "feature-net-init"), device=device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    rng = generator(seed, "feature-net-batches", device=device)
+    net.train()
+    for _ in range(epochs):
+        for x, y in train.batches(batch_size, rng):
+            loss = F.cross_entropy(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net.eval()
+
+
+def trained_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int, device: torch.device,
+                        cache_dir: Path) -> nn.Module:
+    """The cached network if present and intact, else a freshly trained one (saved for the next call)."""
+    path = cache_path(cache_dir, spec, len(train), epochs, seed)
+    state = load_checked(path, device, "feature-net cache")
+    if state is not None:
+        net = build_model(FEATURE_ARCH, spec, device=device)
+        net.load_state_dict(state)
+        return net.eval()
+    net = train_feature_net(train, spec, epochs, seed, device)
+    save_checked(net.state_dict(), path)
+    return net
+
+
+@torch.inference_mode()
+def class_embeddings(net: nn.Module, train: LabelledImages, c: int, batch_size: int = 512) -> Tensor:
+    """Penultimate-layer features of every training image of class ``c``."""
+    idx = train.indices_of_class(c)
+    return torch.cat([net.embed(train.images_at(idx[i : i + batch_size])) for i in range(0, len(idx), batch_size)])

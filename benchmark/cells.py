@@ -1,0 +1,144 @@
+"""Cells: the units of work a grid expands into, each keyed by a hash of its full configuration.
+
+A grid becomes a two-stage DAG. *Distillation cells* (dataset, method, IPC or "any", budget, resolved
+hyper-parameters, seed) produce artifacts; *evaluation cells* (a distillation cell, IPC, architecture,
+protocol, evaluation seeds) train networks on what an artifact synthesises. A generator method is
+distilled once per seed and evaluated at every IPC; ``full`` is evaluated once, whatever the IPC.
+
+The key of a cell hashes everything that determines its result plus :data:`RESULTS_VERSION`, so a
+rerun finds finished cells, and a change of defaults or of the protocol produces new keys instead of
+silently mixing old and new numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.data import dataset_spec
+from benchmark.distiller import get_distiller
+from benchmark.errors import BenchmarkError
+from benchmark.grid import Grid
+from benchmark.models import MODELS
+from benchmark.protocol import get_protocol
+
+# Bump when a change to the harness changes results, so old records are not mixed with new ones.
+RESULTS_VERSION = "1"
+
+
+def config_key(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class DistillCell:
+    dataset: str
+    method: str
+    ipc: int | None
+    budget: str
+    seed: int
+    hparams: dict[str, Any] = field(hash=False, compare=False)
+    max_iterations: int | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"stage": "distill", "dataset": self.dataset, "dataset_spec": dataset_spec(self.dataset).summary(),
+                "method": self.method, "ipc": self.ipc, "budget": self.budget, "seed": self.seed,
+                "hparams": self.hparams, "max_iterations": self.max_iterations, "results_version": RESULTS_VERSION}
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config())
+
+    def label(self) -> str:
+        ipc = "any" if self.ipc is None else self.ipc
+        return f"distill {self.method} {self.dataset} ipc={ipc} seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    distill: DistillCell
+    ipc: int | None
+    arch: str
+    protocol: dict[str, Any] = field(hash=False, compare=False)
+    eval_seeds: tuple[int, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        return {"stage": "eval", "distill_key": self.distill.key, "dataset": self.distill.dataset,
+                "method": self.distill.method, "ipc": self.ipc, "arch": self.arch, "protocol": self.protocol,
+                "eval_seeds": list(self.eval_seeds), "sample_seed": self.distill.seed,
+                "results_version": RESULTS_VERSION}
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config())
+
+    def label(self) -> str:
+        ipc = "whole" if self.ipc is None else self.ipc
+        return f"eval {self.distill.method} {self.distill.dataset} ipc={ipc} {self.arch} seed={self.distill.seed}"
+
+
+@dataclass
+class Plan:
+    """The cells of a grid, stage by stage."""
+
+    grid: Grid
+    distill_cells: list[DistillCell]
+    eval_cells: list[EvalCell]
+
+
+def sweep_variants(grid: Grid, method: str) -> list[dict[str, Any]]:
+    """Hyper-parameter override dicts for ``method``: the grid's fixed overrides times its sweep axes."""
+    base = dict(grid.hparams.get(method, {}))
+    axes = [(axis.split(".", 1)[1], values) for axis, values in grid.sweep.items() if axis.split(".", 1)[0] == method]
+    if not axes:
+        return [base]
+    names = [name for name, _ in axes]
+    return [{**base, **dict(zip(names, combo, strict=True))} for combo in itertools.product(*(v for _, v in axes))]
+
+
+def expand(grid: Grid) -> Plan:
+    """Expand a grid into cells, validating every name and value first (one-line errors)."""
+    protocol = get_protocol(grid.protocol).as_record()
+    for arch in grid.archs:
+        MODELS.get(arch)
+    for axis in grid.sweep:
+        if axis.split(".", 1)[0] not in grid.methods:
+            raise BenchmarkError(f"sweep axis '{axis}' names a method that is not in the grid's methods "
+                                 f"({', '.join(grid.methods)})")
+    eval_seeds = tuple(range(protocol["models"]))
+    distill_cells: list[DistillCell] = []
+    eval_cells: list[EvalCell] = []
+    for dataset in grid.datasets:
+        spec = dataset_spec(dataset)
+        for method in grid.methods:
+            distiller = get_distiller(method)
+            ipcs = grid.ipcs_for(dataset)
+            for ipc in ipcs:
+                distiller.check(spec, ipc)
+            distill_ipcs: list[int | None] = [None] if distiller.serves_any_ipc else list(ipcs)
+            eval_ipcs: list[int | None] = [None] if distiller.ipc_independent else list(ipcs)
+            for overrides in sweep_variants(grid, method):
+                for seed in grid.seeds:
+                    for distill_ipc in distill_ipcs:
+                        hp = distiller.resolve_hparams(spec, distill_ipc, grid.budget, overrides)
+                        cell = DistillCell(dataset, method, distill_ipc, grid.budget, seed, dataclasses.asdict(hp),
+                                           grid.max_iterations)
+                        distill_cells.append(cell)
+                        served = eval_ipcs if distill_ipc is None else [distill_ipc]
+                        for ipc, arch in itertools.product(served, grid.archs):
+                            eval_cells.append(EvalCell(cell, ipc, arch, protocol, eval_seeds))
+    return Plan(grid, dedupe(distill_cells), dedupe(eval_cells))
+
+
+def dedupe(cells: list) -> list:
+    seen, out = set(), []
+    for cell in cells:
+        if cell.key not in seen:
+            seen.add(cell.key)
+            out.append(cell)
+    return out

@@ -1,0 +1,58 @@
+"""Checksummed, atomically written torch files: caches and resume checkpoints that methods share.
+
+A file ``x.pt`` is written beside ``x.pt.sha256``; :func:`load_checked` returns ``None`` (and says why)
+when either is missing or they disagree, so a truncated or corrupted cache entry is recomputed instead of
+crashing a grid or, worse, being used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checked(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, record its sha256, then rename both into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        digest = _digest(Path(tmp))
+        sidecar_tmp = f"{tmp}.sha256"
+        Path(sidecar_tmp).write_text(digest + "\n")
+        os.replace(tmp, path)
+        os.replace(sidecar_tmp, f"{path}.sha256")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        Path(f"{tmp}.sha256").unlink(missing_ok=True)
+        raise
+
+
+def load_checked(path: Path, map_location: torch.device | str = "cpu", what: str = "cache file") -> Any | None:
+    """The object saved by :func:`save_checked`, or ``None`` if absent, unverifiable or corrupt."""
+    sidecar = Path(f"{path}.sha256")
+    if not path.is_file():
+        return None
+    if not sidecar.is_file() or sidecar.read_text().strip() != _digest(path):
+        print(f"{what} {path} fails its checksum; recomputing it", file=sys.stderr)
+        return None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a file with the right checksum that still does not load is equally unusable
+        print(f"{what} {path} does not load ({type(e).__name__}); recomputing it", file=sys.stderr)
+        return None

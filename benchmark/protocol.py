@@ -1,0 +1,90 @@
+"""The evaluation protocol as data: how a network is trained on a synthetic set and tested.
+
+``paper`` is the field's standard (DC/DSA/DM; VICO-UoE/DatasetCondensation ``utils.py::evaluate_synset``):
+SGD with momentum 0.9, lr 0.01, weight decay 5e-4, batch 256, lr ×0.1 at half of 1000 epochs (the
+optimizer is rebuilt there, so momentum restarts), DSA augmentation per batch, top-1 accuracy of the last
+epoch on the whole real test set. The reference loop runs ``Epoch + 1`` epochs and decays after epoch
+``Epoch // 2 + 1``; here ``epochs`` means exactly that many, decaying after half of them.
+
+Reduced protocols are named presets (``smoke``, ``ci``), printed beside every table that uses them.
+A method may override protocol values for its own sets through ``SyntheticSet.eval_hints`` (MTT's
+learned learning rate, for example); the overridden protocol is what the record keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from benchmark.augment import DEFAULT_STRATEGY, parse_strategy
+from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.registry import Registry
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """Training and testing settings of the evaluation networks."""
+
+    name: str
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    lr_decay_fraction: float = 0.5
+    lr_decay_factor: float = 0.1
+    dsa_strategy: str = DEFAULT_STRATEGY
+    models: int = 5
+    full_data_epochs: int = 30
+    test_batch_size: int = 500
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("epochs", "batch_size", "models", "full_data_epochs", "test_batch_size"):
+            if getattr(self, field) < 1:
+                raise invalid_value(f"protocol.{field}", getattr(self, field), "a positive integer")
+        if not self.lr > 0:
+            raise invalid_value("protocol.lr", self.lr, "a positive number")
+        if not 0 <= self.lr_decay_fraction <= 1:
+            raise invalid_value("protocol.lr_decay_fraction", self.lr_decay_fraction, "a fraction in [0, 1]")
+        parse_strategy(self.dsa_strategy)
+
+    def decay_epoch(self, epochs: int) -> int:
+        return int(epochs * self.lr_decay_fraction)
+
+    def overridden(self, overrides: dict) -> EvalProtocol:
+        """This protocol with some training values replaced (a method's hint or a grid override)."""
+        allowed = {f.name for f in dataclasses.fields(self)} - {"name", "description"}
+        unknown = set(overrides) - allowed
+        if unknown:
+            raise BenchmarkError(f"unknown protocol override {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def as_record(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROTOCOLS: Registry[EvalProtocol] = Registry("protocol")
+
+
+def register_protocol(protocol: EvalProtocol) -> EvalProtocol:
+    PROTOCOLS.register(protocol.name, protocol)
+    return protocol
+
+
+def get_protocol(name: str) -> EvalProtocol:
+    return PROTOCOLS.get(name)
+
+
+PAPER = register_protocol(EvalProtocol(
+    name="paper",
+    description="DC/DSA/DM standard: 1000 epochs, SGD lr 0.01 (x0.1 at 500), batch 256, DSA, 5 models",
+))
+SMOKE = register_protocol(EvalProtocol(
+    name="smoke", epochs=40, models=1, full_data_epochs=10,
+    description="REDUCED for the smoke grid: 40 epochs (x0.1 at 20), 1 model per distilled set, full data 10 epochs",
+))
+CI = register_protocol(EvalProtocol(
+    name="ci", epochs=4, models=1, full_data_epochs=1, test_batch_size=256,
+    description="REDUCED for tests only: 4 epochs, 1 model; numbers are meaningless",
+))

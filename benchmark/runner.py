@@ -1,0 +1,130 @@
+"""Run one cell in this process: distil and store an artifact, or evaluate one and store the accuracies.
+
+Both functions are what every backend calls (locally, inside a Ray trial, or in a SLURM job), so a
+record is the same whichever backend produced it. A cell whose record exists is skipped; a failing cell
+writes a failure record (one-line reason plus the traceback) and never raises, so the grid goes on;
+an interrupted cell writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.cells import DistillCell, EvalCell
+from benchmark.costs import measure
+from benchmark.data import DataOptions, load_dataset
+from benchmark.devices import resolve_device
+from benchmark.distiller import Budget, DistillTask, LoadContext, get_distiller
+from benchmark.errors import BenchmarkError
+from benchmark.evaluate import evaluate
+from benchmark.protocol import EvalProtocol
+from benchmark.provenance import provenance
+from benchmark.seeding import derive_seed
+from benchmark.store import ResultsStore
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where results go and how cells run; plain data, so it travels to Ray actors and SLURM jobs."""
+
+    results: Path
+    data: DataOptions = field(default_factory=DataOptions)
+    device: str = "auto"
+    progress: bool = False
+
+    @property
+    def store(self) -> ResultsStore:
+        return ResultsStore(self.results)
+
+
+@dataclass
+class CellOutcome:
+    key: str
+    stage: str
+    label: str
+    status: str  # "done", "skipped" or "failed"
+    message: str = ""
+    record: dict[str, Any] | None = None
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, BenchmarkError) else f"{type(error).__name__}: {text}"
+
+
+def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
+    stage = "distill" if isinstance(cell, DistillCell) else "eval"
+    store, key = ctx.store, cell.key
+    if store.has(stage, key):
+        return CellOutcome(key, stage, cell.label(), "skipped")
+    started = now()
+    device = torch.device("cpu")
+    try:
+        device = resolve_device(ctx.device)
+        body = distill_cell(cell, ctx, store, device) if stage == "distill" else eval_cell(cell, ctx, store, device)
+    except Exception as error:  # recorded, never raised: one cell must not abort the grid
+        failure = {"key": key, "stage": stage, "label": cell.label(), "config": cell.config(), "status": "failed",
+                   "error": one_line(error), "traceback": traceback.format_exc(), "started": started,
+                   "finished": now(), "provenance": provenance(device)}
+        store.write_failure(key, failure)
+        return CellOutcome(key, stage, cell.label(), "failed", failure["error"], failure)
+    record = {"key": key, "stage": stage, "status": "ok", "config": cell.config(), **body, "started": started,
+              "finished": now(), "provenance": provenance(device)}
+    store.write_record(stage, key, record)
+    return CellOutcome(key, stage, cell.label(), "done", record=record)
+
+
+def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
+    dataset = load_dataset(cell.dataset, ctx.data)
+    distiller = get_distiller(cell.method)
+    hparams = distiller.resolve_hparams(dataset.spec, cell.ipc, cell.budget, cell.hparams)
+    work_dir = store.work_dir(cell.key)
+    task = DistillTask(train=dataset.train, spec=dataset.spec, ipc=cell.ipc,
+                       budget=Budget(cell.budget, cell.max_iterations), device=device, seed=cell.seed,
+                       hparams=hparams, work_dir=work_dir, cache_dir=store.cache_dir, progress=ctx.progress)
+    with measure(device) as cost:
+        artifact = distiller.distill(task)
+    store.save_artifact(cell.key, artifact)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {"result": {"artifact": artifact.summary(), "serves_any_ipc": artifact.serves_any_ipc,
+                       "storage_bytes": artifact.storage_bytes(), "data_source": dataset.source,
+                       "train_images": len(dataset.train)},
+            "cost": {**cost.as_record(), "device": device.type}}
+
+
+def network_seeds(cell: EvalCell) -> list[int]:
+    """Seeds of the K evaluation networks: distinct per distillation seed, so that repeated evaluations of
+    one identical set (``full``) still sample K independent networks per seed."""
+    return [derive_seed("eval-network", cell.distill.seed, k) for k in cell.eval_seeds]
+
+
+def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
+    upstream = cell.distill.key
+    if not store.has("distill", upstream):
+        raise BenchmarkError(f"its distillation ({cell.distill.label()}) has no record: it failed or has not run")
+    dataset = load_dataset(cell.distill.dataset, ctx.data)
+    artifact = store.load_artifact(upstream, LoadContext(device=device, train=lambda: dataset.train))
+    with measure(device) as cost:
+        start = time.perf_counter()
+        training_set = artifact.synthesize(cell.ipc or 0, cell.distill.seed)
+        sample_seconds = time.perf_counter() - start
+        result = evaluate(training_set, dataset.test, dataset.spec, cell.arch, EvalProtocol(**cell.protocol),
+                          network_seeds(cell), device)
+    return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
+                       "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
+                       "train_images": result.train_images, "test_images": len(dataset.test),
+                       "data_source": dataset.source, **result.extra},
+            "cost": {**cost.as_record(), "device": device.type, "sample_seconds": round(sample_seconds, 4),
+                     "train_seconds": round(result.train_seconds, 3), "test_seconds": round(result.test_seconds, 3)}}

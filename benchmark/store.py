@@ -1,0 +1,144 @@
+"""The results store: one JSON record per finished cell, artifacts beside them, all written atomically.
+
+Layout under the results directory::
+
+    records/distill/<key>.json   a finished distillation (config, artifact summary, cost, provenance)
+    records/eval/<key>.json      a finished evaluation (config, accuracies, cost, provenance)
+    failures/<key>.json          the last failure of a cell (removed when the cell later succeeds)
+    artifacts/<key>/             what a distillation produced (``artifact.json`` + the method's files)
+    cache/                       reusable intermediate products (feature nets, pre-trained generators, ...)
+    work/<key>/                  checkpoints of a distillation in progress (resume after a kill)
+
+Every file is written to a temporary name in the same directory and renamed into place, so a killed run
+leaves either the whole record or nothing. A record's file name is its key: two runs finishing the same
+cell write the same name, and a rerun skips every key that has a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmark.distiller import Artifact, LoadContext, artifact_class, artifact_class_path
+from benchmark.errors import BenchmarkError
+
+STAGES = ("distill", "eval")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsStore:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # --- set-up ---------------------------------------------------------------------------------------
+    def ensure_writable(self) -> None:
+        """Create the layout, or raise a one-line error naming the directory that cannot be written."""
+        try:
+            for sub in ("records/distill", "records/eval", "failures", "artifacts", "cache", "work"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise BenchmarkError(f"results directory {self.root} is not writable ({e.strerror or e})") from None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def work_dir(self, key: str) -> Path:
+        path = self.root / "work" / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- records --------------------------------------------------------------------------------------
+    def record_path(self, stage: str, key: str) -> Path:
+        return self.root / "records" / stage / f"{key}.json"
+
+    def has(self, stage: str, key: str) -> bool:
+        return self.record_path(stage, key).is_file()
+
+    def done_keys(self, stage: str) -> set[str]:
+        folder = self.root / "records" / stage
+        return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+    def write_record(self, stage: str, key: str, record: dict[str, Any]) -> None:
+        atomic_write_text(self.record_path(stage, key), json.dumps(record, indent=1, sort_keys=True, default=str))
+        (self.root / "failures" / f"{key}.json").unlink(missing_ok=True)
+
+    def read_record(self, stage: str, key: str) -> dict[str, Any]:
+        return json.loads(self.record_path(stage, key).read_text())
+
+    def records(self, stage: str) -> Iterator[dict[str, Any]]:
+        """Every readable record of a stage; unreadable files are skipped (they cannot be ours: ours are
+        renamed into place whole)."""
+        folder = self.root / "records" / stage
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                yield json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+
+    def write_failure(self, key: str, record: dict[str, Any]) -> None:
+        atomic_write_text(self.root / "failures" / f"{key}.json", json.dumps(record, indent=1, sort_keys=True,
+                                                                             default=str))
+
+    def failures(self) -> list[dict[str, Any]]:
+        folder = self.root / "failures"
+        out = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return out
+
+    # --- artifacts ------------------------------------------------------------------------------------
+    def artifact_dir(self, key: str) -> Path:
+        return self.root / "artifacts" / key
+
+    def save_artifact(self, key: str, artifact: Artifact) -> Path:
+        """Write into a temporary directory, then rename it into place (a concurrent twin's copy wins)."""
+        final = self.artifact_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
+        try:
+            artifact.save(tmp)
+            (tmp / "artifact.json").write_text(json.dumps({"class": artifact_class_path(artifact)}))
+            if final.exists():
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def load_artifact(self, key: str, context: LoadContext) -> Artifact:
+        folder = self.artifact_dir(key)
+        try:
+            meta = json.loads((folder / "artifact.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            raise BenchmarkError(f"artifact {key} is missing or unreadable under {folder}") from None
+        return artifact_class(meta["class"]).load(folder, context)
+
+    def artifact_bytes_on_disk(self, key: str) -> int:
+        return sum(p.stat().st_size for p in self.artifact_dir(key).rglob("*") if p.is_file())

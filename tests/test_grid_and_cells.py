@@ -1,0 +1,73 @@
+import pytest
+
+from benchmark.cells import RESULTS_VERSION, expand
+from benchmark.errors import BenchmarkError
+from benchmark.grid import builtin_grid_names, load_grid, parse_grid
+
+
+def test_builtin_smoke_grid_matches_the_issue():
+    grid = load_grid("smoke")
+    assert grid.datasets == ("digits",) and grid.ipc == (1, 10, 50) and grid.seeds == (0, 1, 2)
+    assert {"random", "herding", "kcenter", "full"} <= set(grid.methods)
+    assert grid.protocol == "smoke" and grid.budget == "cpu-small"
+    assert "smoke" in builtin_grid_names()
+
+
+def test_axes_replace_the_grid_axes_and_expand_into_a_two_stage_plan():
+    grid = load_grid("smoke").with_axes(methods=["random", "full"], ipc=[1, 10], seeds=[0, 1])
+    plan = expand(grid)
+    # random: one distillation per (ipc, seed); full: one per seed, evaluated once (IPC-independent)
+    assert len(plan.distill_cells) == 2 * 2 + 2
+    assert len(plan.eval_cells) == 2 * 2 + 2
+    full_evals = [c for c in plan.eval_cells if c.distill.method == "full"]
+    assert all(c.ipc is None for c in full_evals)
+    keys = [c.key for c in plan.distill_cells + plan.eval_cells]
+    assert len(set(keys)) == len(keys)
+
+
+def test_keys_hash_the_whole_config():
+    a = expand(load_grid("smoke").with_axes(methods=["herding"], ipc=[1], seeds=[0])).distill_cells[0]
+    b = expand(parse_grid({"datasets": ["digits"], "methods": ["herding"], "ipc": [1], "seeds": [0],
+                           "budget": "cpu-small", "hparams": {"herding": {"feature_epochs": 3}}}, "g", "g")).distill_cells[0]
+    assert a.key != b.key and b.hparams["feature_epochs"] == 3
+    assert a.config()["results_version"] == RESULTS_VERSION
+    assert a.key == expand(load_grid("smoke").with_axes(methods=["herding"], ipc=[1], seeds=[0])).distill_cells[0].key
+
+
+def test_sweep_axes_multiply_a_methods_cells():
+    grid = parse_grid({"datasets": ["digits"], "methods": ["herding", "random"], "ipc": [1], "budget": "cpu-small",
+                       "sweep": {"herding.feature_epochs": [1, 2, 3]}}, "g", "g")
+    plan = expand(grid)
+    assert sorted(c.hparams.get("feature_epochs", -1) for c in plan.distill_cells) == [-1, 1, 2, 3]
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"datasets": ["digits"], "methods": ["random"], "ipcs": [1]}, "unknown key \\['ipcs'\\]"),
+    ({"methods": ["random"]}, "missing required key 'datasets'"),
+    ({"datasets": ["digits"], "methods": ["random"], "ipc": [0]}, "invalid grid g: ipc=0"),
+    ({"datasets": ["digits"], "methods": ["random"], "ipc": "10"}, "'ipc' must be a non-empty list of ints"),
+    ({"datasets": ["digits"], "methods": ["random"], "sweep": {"temperature": [1]}}, "must be written 'method.hyper"),
+])
+def test_bad_grid_files_are_one_line_errors(data, message):
+    with pytest.raises(BenchmarkError, match=message):
+        parse_grid(data, "g", "g")
+
+
+@pytest.mark.parametrize("axes,message", [
+    ({"datasets": ["mnsit"]}, "unknown dataset 'mnsit'"),
+    ({"methods": ["rand"]}, "unknown method 'rand'"),
+    ({"archs": ["resnet"]}, "unknown architecture 'resnet'"),
+    ({"ipc": [140]}, "invalid ipc=140: at most 139"),
+    ({"ipc": [-1]}, "invalid ipc=-1"),
+])
+def test_plan_validation_errors(axes, message):
+    with pytest.raises(BenchmarkError, match=message):
+        expand(load_grid("smoke").with_axes(**axes))
+
+
+def test_unknown_hyperparameter_and_grid():
+    with pytest.raises(BenchmarkError, match="method herding: unknown hyper-parameter \\['epochs'\\]; allowed: feature"):
+        expand(parse_grid({"datasets": ["digits"], "methods": ["herding"], "hparams": {"herding": {"epochs": 1}}},
+                          "g", "g"))
+    with pytest.raises(BenchmarkError, match="unknown grid 'smok' \\(did you mean smoke"):
+        load_grid("smok")

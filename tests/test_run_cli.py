@@ -1,0 +1,111 @@
+"""``python -m benchmark.run`` end to end on the embedded digits, plus its bad-input contract."""
+
+import json
+
+import pytest
+
+from baselines.coresets import RandomCoreset
+from benchmark import leaderboard
+from benchmark.run import main as run_main
+
+
+def run(*args: str) -> int:
+    device = [] if "--device" in args else ["--device", "cpu"]
+    return run_main(["--no-progress", *device, *args])
+
+
+def test_grid_runs_records_reports_and_resumes(tmp_path, ci_grid, capsys):
+    results = tmp_path / "results"
+    grid = ci_grid(methods=["random", "full"], ipc=[1, 2], seeds=[0, 1])
+    assert run("--grid", str(grid), "--results", str(results)) == 0
+    out = capsys.readouterr().out
+    assert "cells: 12 run, 0 already done, 0 failed" in out  # random: 4 + 4, full: 2 + 2
+    assert "| random" in out and "digits ipc=2" in out
+    records = [json.loads(p.read_text()) for p in (results / "records" / "eval").glob("*.json")]
+    assert len(records) == 6
+    rec = next(r for r in records if r["config"]["method"] == "random")
+    assert rec["config"]["protocol"]["name"] == "ci" and len(rec["result"]["accuracies"]) == 1
+    assert rec["provenance"]["torch"] and rec["cost"]["wall_seconds"] > 0 and rec["config"]["results_version"]
+    assert (results / "LEADERBOARD.md").is_file() and list((results / "plots").glob("accuracy_vs_ipc_digits_*.png"))
+
+    assert run("--grid", str(grid), "--results", str(results)) == 0
+    assert "cells: 0 run, 12 already done, 0 failed" in capsys.readouterr().out
+
+
+def test_axis_flags_replace_the_grid(tmp_path, ci_grid, capsys):
+    assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "r"), "--methods", "herding", "--ipc", "3",
+               "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "methods=herding ipc=3" in out and "stage distill: 1 cells, 0 already done" in out
+    assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, ci_grid, monkeypatch, capsys):
+    original = RandomCoreset.distill
+
+    def flaky(self, task):
+        if task.ipc == 2:
+            raise RuntimeError("simulated divergence")
+        return original(self, task)
+
+    monkeypatch.setattr(RandomCoreset, "distill", flaky)
+    results = tmp_path / "results"
+    assert run("--grid", str(ci_grid(ipc=[1, 2])), "--results", str(results)) == 1
+    captured = capsys.readouterr()
+    assert "cells: 2 run, 0 already done, 2 failed" in captured.out
+    assert "RuntimeError: simulated divergence" in captured.err
+    assert "has no record: it failed or has not run" in captured.err  # the dependent evaluation
+    failures = [json.loads(p.read_text()) for p in (results / "failures").glob("*.json")]
+    assert len(failures) == 2 and "Traceback" in failures[0]["traceback"] + failures[1]["traceback"]
+    assert "## Failed cells" in (results / "LEADERBOARD.md").read_text()
+
+    monkeypatch.setattr(RandomCoreset, "distill", original)
+    assert run("--grid", str(ci_grid(ipc=[1, 2])), "--results", str(results)) == 0  # a rerun retries failures
+    assert not list((results / "failures").glob("*.json"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--datasets", "mnsit"], "error: unknown dataset 'mnsit'"),
+    (["--methods", "foo"], "error: unknown method 'foo'"),
+    (["--archs", "resnet"], "error: unknown architecture 'resnet'"),
+    (["--grid", "nope"], "error: unknown grid 'nope'"),
+    (["--backend", "mpi"], "error: invalid --backend='mpi'"),
+    (["--ipc", "0"], "error: invalid ipc=0"),
+    (["--ipc", "1000"], "error: invalid ipc=1000: at most 139"),
+    (["--ipc", "ten"], "error: --ipc: expected comma-separated integers"),
+    (["--device", "tpu"], "error: invalid --device='tpu'"),
+    (["--datasets", "npz:/no/such.npz"], "error: dataset npz:/no/such.npz: file not found"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, ci_grid, capsys, args, message):
+    results = tmp_path / "results"
+    grid = [] if "--grid" in args else ["--grid", str(ci_grid())]
+    assert run("--results", str(results), *grid, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err and "Traceback" not in err
+    assert not results.exists()
+
+
+def test_corrupt_data_file_and_unwritable_results(tmp_path, ci_grid, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    assert run("--grid", str(ci_grid()), "--datasets", f"npz:{bad}", "--results", str(tmp_path / "r")) == 2
+    assert "not a readable .npz file" in capsys.readouterr().err
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    assert run("--grid", str(ci_grid()), "--results", str(blocker / "sub")) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_leaderboard_cli_rows_and_empty_store(tmp_path, ci_grid, capsys):
+    results = tmp_path / "results"
+    assert leaderboard.main([str(results)]) == 2
+    assert "holds no results store" in capsys.readouterr().err
+    assert run("--grid", str(ci_grid(methods=["random"], ipc=[1, 2])), "--results", str(results)) == 0
+    capsys.readouterr()
+    assert leaderboard.main([str(results), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["method"], r["ipc"], r["n"]) for r in rows] == [("random", 1, 1), ("random", 2, 1)]
+    assert {"mean", "std", "distill_seconds", "storage_bytes", "eval_seconds"} <= set(rows[0])
+    assert leaderboard.main([str(results), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("dataset,method,variant,ipc,arch,protocol,mean,std,n")
+
