@@ -1,0 +1,34 @@
+"""Learnable synthetic images: initialisation from real images or noise, and the labels that go with them.
+
+The DC/DSA/DM/DataDAM/MTT reference scripts all start from ``torch.randn`` pixels, overwritten with
+random real images of each class when ``--init real``; labels are ``[0]*ipc + [1]*ipc + ...``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from benchmark.data.images import LabelledImages
+from benchmark.data.spec import DatasetSpec
+from benchmark.errors import invalid_value
+
+INITS = ("real", "noise")
+
+
+def class_labels(num_classes: int, ipc: int, device: torch.device | str = "cpu") -> Tensor:
+    return torch.arange(num_classes, device=device).repeat_interleave(ipc)
+
+
+def init_synthetic_images(train: LabelledImages, spec: DatasetSpec, ipc: int, init: str, generator: torch.Generator,
+                          device: torch.device) -> Tensor:
+    """A (classes·ipc, C, H, W) leaf tensor requiring grad, class-major like the references."""
+    if init not in INITS:
+        raise invalid_value("init", init, f"one of {', '.join(INITS)}")
+    if init == "real":
+        x = torch.cat([train.images_of_class(c, ipc, generator) for c in range(spec.num_classes)]).to(device)
+        if len(x) != spec.num_classes * ipc:
+            raise invalid_value("ipc", ipc, f"at most {min(train.class_sizes())}, the smallest class")
+    else:
+        x = torch.randn((spec.num_classes * ipc, *spec.shape), generator=generator, device=generator.device).to(device)
+    return x.detach().clone().requires_grad_(True)
