@@ -10,6 +10,7 @@ A grid file holds these keys (only ``datasets`` and ``methods`` are required)::
     ipc = [1, 10, 50]
     archs = ["convnet"]
     seeds = [0, 1, 2]             # distillation seeds; each artifact gets protocol.models networks
+    models = 1                    # optional: evaluation networks per artifact, replacing the protocol's
     [ipc_by_dataset]              # replaces ``ipc`` for some datasets (ImageNet-1K stops at 10)
     imagenet1k-64 = [1, 10]
     [hparams.d2m]                 # hyper-parameter overrides per method
@@ -37,7 +38,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 GRID_KEYS = ("description", "protocol", "budget", "datasets", "methods", "ipc", "archs", "seeds", "ipc_by_dataset",
-             "hparams", "sweep", "max_iterations")
+             "hparams", "sweep", "max_iterations", "models")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Grid:
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     max_iterations: int | None = None
+    models: int | None = None
 
     def ipcs_for(self, dataset: str) -> tuple[int, ...]:
         return self.ipc_by_dataset.get(dataset, self.ipc)
@@ -93,10 +95,11 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
             if not isinstance(data[key], str):
                 raise BenchmarkError(f"grid {source}: '{key}' must be a string")
             kw[key] = data[key]
-    if "max_iterations" in data:
-        if not isinstance(data["max_iterations"], int) or data["max_iterations"] < 1:
-            raise invalid_value(f"grid {source}: max_iterations", data["max_iterations"], "a positive integer")
-        kw["max_iterations"] = data["max_iterations"]
+    for key in ("max_iterations", "models"):
+        if key in data:
+            if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 1:
+                raise invalid_value(f"grid {source}: {key}", data[key], "a positive integer")
+            kw[key] = data[key]
     if "ipc_by_dataset" in data:
         kw["ipc_by_dataset"] = {d: _tuple_of(f"ipc_by_dataset.{d}", v, int, source)
                                 for d, v in dict(data["ipc_by_dataset"]).items()}

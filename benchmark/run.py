@@ -92,7 +92,8 @@ def describe_plan(plan: Plan, ctx: RunContext) -> str:
         f"  datasets={','.join(plan.grid.datasets)} methods={','.join(plan.grid.methods)} "
         f"ipc={','.join(map(str, plan.grid.ipc))} archs={','.join(plan.grid.archs)} "
         f"seeds={','.join(map(str, plan.grid.seeds))} budget={plan.grid.budget}",
-        f"  protocol {protocol.name}: {protocol.description}",
+        f"  protocol {protocol.name}: {protocol.description}"
+        + (f" [networks per artifact: {plan.grid.models}]" if plan.grid.models else ""),
         f"  stage distill: {len(plan.distill_cells)} cells, {len(plan.distill_cells) - len(distill)} already done",
         f"  stage eval:    {len(plan.eval_cells)} cells, {len(plan.eval_cells) - len(evals)} already done",
     ])
