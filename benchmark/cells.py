@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from benchmark.data import dataset_spec
 from benchmark.distiller import get_distiller
@@ -37,6 +37,8 @@ def config_key(config: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class DistillCell:
+    stage: ClassVar[str] = "distill"  # the store folder its record goes to
+
     dataset: str
     method: str
     ipc: int | None
@@ -61,6 +63,8 @@ class DistillCell:
 
 @dataclass(frozen=True)
 class EvalCell:
+    stage: ClassVar[str] = "eval"
+
     distill: DistillCell
     ipc: int | None
     arch: str
@@ -77,6 +81,11 @@ class EvalCell:
     def key(self) -> str:
         return config_key(self.config())
 
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of ``arch`` beyond the dataset spec (none: the registered architecture)."""
+        return {}
+
     def label(self) -> str:
         ipc = "whole" if self.ipc is None else self.ipc
         return f"eval {self.distill.method} {self.distill.dataset} ipc={ipc} {self.arch} seed={self.distill.seed}"
@@ -84,19 +93,27 @@ class EvalCell:
 
 @dataclass
 class Plan:
-    """The cells of a grid, stage by stage."""
+    """The cells of a grid, stage by stage: every cell of ``eval_cells`` (evaluations, or their subclasses
+    such as NAS cells) needs only records of ``distill_cells``."""
 
     grid: Grid
     distill_cells: list[DistillCell]
     eval_cells: list[EvalCell]
 
+    def stages(self) -> list[list]:
+        return [self.distill_cells, self.eval_cells]
+
 
 def sweep_variants(grid: Grid, method: str) -> list[dict[str, Any]]:
-    """Hyper-parameter override dicts for ``method``: the grid's fixed overrides times its sweep axes."""
+    """Hyper-parameter override dicts for ``method``: the grid's fixed overrides with its sweep axes, either
+    multiplied (``product``) or varied one axis at a time while the others keep the grid's values or the
+    method's defaults (``one-at-a-time``: 4 + 4 + 4 variants instead of 4 × 4 × 4)."""
     base = dict(grid.hparams.get(method, {}))
     axes = [(axis.split(".", 1)[1], values) for axis, values in grid.sweep.items() if axis.split(".", 1)[0] == method]
     if not axes:
         return [base]
+    if grid.sweep_mode == "one-at-a-time":
+        return [{**base, name: value} for name, values in axes for value in values]
     names = [name for name, _ in axes]
     return [{**base, **dict(zip(names, combo, strict=True))} for combo in itertools.product(*(v for _, v in axes))]
 

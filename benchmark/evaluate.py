@@ -108,14 +108,15 @@ def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int) -> floa
 
 
 def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec, arch: str, protocol: EvalProtocol,
-             seeds: list[int], device: torch.device) -> EvalResult:
-    """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``."""
+             seeds: list[int], device: torch.device, model_kwargs: dict | None = None) -> EvalResult:
+    """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``; ``model_kwargs``
+    reach the architecture's builder (a NAS candidate's width, depth, norm, activation, pooling)."""
     training_set.validate(spec)
     protocol, epochs = effective_protocol(protocol, training_set)
     strategy = strategy_for(spec, protocol.dsa_strategy)
     accuracies, train_s, test_s, losses = [], 0.0, 0.0, []
     for seed in seeds:
-        net = build_model(arch, spec, seed=derive_seed(seed, "eval-init", arch), device=device)
+        net = build_model(arch, spec, seed=derive_seed(seed, "eval-init", arch), device=device, **(model_kwargs or {}))
         rng = generator(seed, "eval-train", device=device)
         start = time.perf_counter()
         losses.append(train_network(net, training_set, protocol, epochs, strategy, rng))

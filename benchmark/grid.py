@@ -11,12 +11,15 @@ A grid file holds these keys (only ``datasets`` and ``methods`` are required)::
     archs = ["convnet"]
     seeds = [0, 1, 2]             # distillation seeds; each artifact gets protocol.models networks
     models = 1                    # optional: evaluation networks per artifact, replacing the protocol's
+    sweep_mode = "product"        # sweep axes multiply; "one-at-a-time": each axis varies alone while the
+                                  # others keep their defaults (a sensitivity study, the D2M paper's Fig. 4)
     [ipc_by_dataset]              # replaces ``ipc`` for some datasets (ImageNet-1K stops at 10)
     imagenet1k-64 = [1, 10]
     [hparams.d2m]                 # hyper-parameter overrides per method
     temperature = 4.0
     [sweep]                       # hyper-parameter axes: every value becomes its own cells
     "d2m.temperature" = [1.0, 2.0, 4.0, 8.0]
+    "d2m.task_balance" = [0.0, 1.0, 10.0]
 
 Command-line ``--datasets/--methods/--ipc/--archs/--seeds`` replace that axis of any grid.
 """
@@ -38,7 +41,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 GRID_KEYS = ("description", "protocol", "budget", "datasets", "methods", "ipc", "archs", "seeds", "ipc_by_dataset",
-             "hparams", "sweep", "max_iterations", "models")
+             "hparams", "sweep", "sweep_mode", "max_iterations", "models")
+SWEEP_MODES = ("product", "one-at-a-time")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Grid:
     ipc_by_dataset: dict[str, tuple[int, ...]] = field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    sweep_mode: str = "product"
     max_iterations: int | None = None
     models: int | None = None
 
@@ -90,7 +95,7 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
     for key, kind in (("datasets", str), ("methods", str), ("ipc", int), ("archs", str), ("seeds", int)):
         if key in data:
             kw[key] = _tuple_of(key, data[key], kind, source)
-    for key in ("description", "protocol", "budget"):
+    for key in ("description", "protocol", "budget", "sweep_mode"):
         if key in data:
             if not isinstance(data[key], str):
                 raise BenchmarkError(f"grid {source}: '{key}' must be a string")
@@ -110,6 +115,8 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
     if "sweep" in data:
         sweep = {}
         for axis, values in data["sweep"].items():
+            if axis == "sweep_mode":
+                raise BenchmarkError(f"grid {source}: sweep_mode is a top-level key; write it above the [sweep] table")
             method, dot, param = axis.partition(".")
             if not dot or not method or not param:
                 raise BenchmarkError(f"grid {source}: sweep axis '{axis}' must be written 'method.hyperparameter'")
@@ -117,6 +124,8 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
                 raise BenchmarkError(f"grid {source}: sweep axis '{axis}' must be a non-empty list")
             sweep[axis] = tuple(values)
         kw["sweep"] = sweep
+    if kw.get("sweep_mode", "product") not in SWEEP_MODES:
+        raise invalid_value(f"grid {source}: sweep_mode", kw["sweep_mode"], f"one of {', '.join(SWEEP_MODES)}")
     for ipc in kw.get("ipc", ()) + tuple(i for v in kw.get("ipc_by_dataset", {}).values() for i in v):
         if ipc < 1:
             raise invalid_value(f"grid {source}: ipc", ipc, "positive integers")

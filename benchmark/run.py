@@ -99,6 +99,14 @@ def describe_plan(plan: Plan, ctx: RunContext) -> str:
     ])
 
 
+def run_plan(plan: Plan, ctx: RunContext, backend: str, show_progress: bool) -> RunSummary:
+    """Run every stage of ``plan`` on ``backend``: the one place a command hands cells to a backend
+    (``benchmark.run`` and ``benchmark.nas`` both come through here)."""
+    if backend not in BACKENDS:
+        raise invalid_value("--backend", backend, f"one of {', '.join(BACKENDS)}")
+    return run_local(plan, ctx, show_progress=show_progress)
+
+
 def report_failures(summary: RunSummary) -> None:
     if not summary.failed:
         return
@@ -119,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         ResultsStore(options.results).ensure_writable()
         print(describe_plan(plan, ctx), flush=True)
-        summary = run_local(plan, ctx, show_progress=options.progress)
+        summary = run_plan(plan, ctx, options.backend, show_progress=options.progress)
         print(f"\ncells: {summary.done} run, {summary.skipped} already done, {len(summary.failed)} failed")
         if options.report:
             print(write_reports(options.results))

@@ -65,7 +65,9 @@ def one_line(error: BaseException) -> str:
 
 
 def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
-    stage = "distill" if isinstance(cell, DistillCell) else "eval"
+    """Run a distillation, or an evaluation (or a subclass of one: a NAS cell) whose record goes to the
+    store folder named by its ``stage``."""
+    stage = cell.stage
     store, key = ctx.store, cell.key
     if store.has(stage, key):
         return CellOutcome(key, stage, cell.label(), "skipped")
@@ -73,7 +75,8 @@ def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
     device = torch.device("cpu")
     try:
         device = resolve_device(ctx.device)
-        body = distill_cell(cell, ctx, store, device) if stage == "distill" else eval_cell(cell, ctx, store, device)
+        body = (distill_cell(cell, ctx, store, device) if isinstance(cell, DistillCell)
+                else eval_cell(cell, ctx, store, device))
     except Exception as error:  # recorded, never raised: one cell must not abort the grid
         failure = {"key": key, "stage": stage, "label": cell.label(), "config": cell.config(), "status": "failed",
                    "error": one_line(error), "traceback": traceback.format_exc(), "started": started,
@@ -121,7 +124,7 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
         training_set = artifact.synthesize(cell.ipc or 0, cell.distill.seed)
         sample_seconds = time.perf_counter() - start
         result = evaluate(training_set, dataset.test, dataset.spec, cell.arch, EvalProtocol(**cell.protocol),
-                          network_seeds(cell), device)
+                          network_seeds(cell), device, cell.model_kwargs)
     return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
                        "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
                        "train_images": result.train_images, "test_images": len(dataset.test),

@@ -71,3 +71,33 @@ def test_unknown_hyperparameter_and_grid():
                           "g", "g"))
     with pytest.raises(BenchmarkError, match="unknown grid 'smok' \\(did you mean smoke"):
         load_grid("smok")
+
+
+def test_one_at_a_time_sweeps_vary_each_axis_alone():
+    from benchmark.cells import sweep_variants
+
+    data = {"datasets": ["digits"], "methods": ["m"], "hparams": {"m": {"lr": 0.1}},
+            "sweep": {"m.temperature": [1.0, 4.0], "m.batch_real": [32, 64, 128]}}
+    product = sweep_variants(parse_grid(data, "g", "g"), "m")
+    assert len(product) == 6 and {"lr": 0.1, "temperature": 4.0, "batch_real": 32} in product
+    alone = sweep_variants(parse_grid({**data, "sweep_mode": "one-at-a-time"}, "g", "g"), "m")
+    assert alone == [{"lr": 0.1, "temperature": 1.0}, {"lr": 0.1, "temperature": 4.0}, {"lr": 0.1, "batch_real": 32},
+                     {"lr": 0.1, "batch_real": 64}, {"lr": 0.1, "batch_real": 128}]
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"sweep_mode": "grid"}, "invalid grid g: sweep_mode='grid': one of product, one-at-a-time"),
+    ({"sweep": {"sweep_mode": "one-at-a-time"}}, "sweep_mode is a top-level key; write it above the \\[sweep\\]"),
+])
+def test_bad_sweep_modes_are_one_line_errors(data, message):
+    with pytest.raises(BenchmarkError, match=message):
+        parse_grid({"datasets": ["digits"], "methods": ["random"], **data}, "g", "g")
+
+
+def test_shipped_sensitivity_grids_sweep_the_papers_axes_one_at_a_time():
+    paper, cpu = load_grid("d2m-sensitivity"), load_grid("d2m-sensitivity-cpu")
+    assert paper.datasets == ("cifar10",) and paper.ipc == (10,) and paper.sweep_mode == "one-at-a-time"
+    assert paper.sweep == {"d2m.temperature": (1.0, 2.0, 4.0, 8.0), "d2m.task_balance": (0.0, 1.0, 10.0, 100.0),
+                           "d2m.batch_real": (32, 64, 128, 256)}
+    assert cpu.budget == "cpu-small" and cpu.datasets == ("digits",) and set(cpu.sweep) == set(paper.sweep)
+    assert {"random", "full"} <= set(paper.methods) & set(cpu.methods)  # gains over random, fraction of full

@@ -26,9 +26,11 @@ class RunSummary:
 
 
 def pending(plan: Plan, ctx: RunContext) -> tuple[list, list]:
+    """The cells of each stage without a record (each cell's record lives in its own ``stage`` folder)."""
     store = ctx.store
-    done_d, done_e = store.done_keys("distill"), store.done_keys("eval")
-    return ([c for c in plan.distill_cells if c.key not in done_d], [c for c in plan.eval_cells if c.key not in done_e])
+    done = {stage: store.done_keys(stage) for stage in {c.stage for cells in plan.stages() for c in cells}}
+    distill, evals = ([c for c in cells if c.key not in done[c.stage]] for cells in plan.stages())
+    return distill, evals
 
 
 def run_local(plan: Plan, ctx: RunContext, show_progress: bool = True) -> RunSummary:
