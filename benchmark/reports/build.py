@@ -1,0 +1,96 @@
+"""Everything the reports show, computed once from the store: a :class:`Report`.
+
+The markdown leaderboard and the HTML page are two renderings of the same object, so they never
+disagree; figures are drawn here (under ``plots/`` and ``images/`` of the results directory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.data import DataOptions
+from benchmark.reports import nas, plots, sensitivity, serving_cost, stats
+from benchmark.reports.frame import accuracies_by_key, distill_frame, failure_frame, records_frame, summarise
+from benchmark.reports.images import synthetic_set_grids
+from benchmark.reports.plots import Figure
+from benchmark.reports.tables import cross_arch_tables
+from benchmark.store import ResultsStore
+
+PAPER_BUDGET = "paper"
+
+
+@dataclass
+class Report:
+    results: Path
+    summary: pd.DataFrame  # frame.summarise + stats.with_comparisons columns
+    failures: pd.DataFrame
+    protocols: dict[str, str]
+    cross_arch: list[tuple[tuple[str, int, str], pd.DataFrame]]
+    costs: pd.DataFrame
+    nas: pd.DataFrame
+    sensitivity: pd.DataFrame
+    counts: dict[str, int]
+    figures: list[Figure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    image_problems: list[str] = field(default_factory=list)
+
+    def figures_of(self, kind: str) -> list[Figure]:
+        return [f for f in self.figures if f.kind == kind]
+
+    def relative(self, figure: Figure) -> str:
+        return figure.path.relative_to(self.results).as_posix()
+
+
+def protocol_descriptions(*frames: pd.DataFrame) -> dict[str, str]:
+    """Each protocol's description as its records keep it (NAS protocols are not registered anywhere)."""
+    out: dict[str, str] = {}
+    for frame in frames:
+        if not frame.empty:
+            for name, text in zip(frame["protocol"], frame["protocol_description"], strict=True):
+                out.setdefault(name, text)
+    return dict(sorted(out.items()))
+
+
+def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame) -> list[str]:
+    """What a reader must know before trusting a number: missing references, reduced budgets."""
+    notes = [f"`random` is missing at {where}: no gain over random there (run the `random` method too)."
+             for where in stats.missing_references(summary)]
+    whole = set(summary.loc[summary["method"] == stats.UPPER_BOUND, "dataset"])
+    notes += [f"`full` is missing for {d}: no fraction of the whole-data accuracy." for d in
+              sorted(set(summary["dataset"]) - whole)]
+    reduced = sorted({b for b in ",".join(summary["budget"].dropna()).split(",") if b and b != PAPER_BUDGET})
+    if reduced:
+        notes.append(f"REDUCED distillation budget(s) {', '.join(reduced)} in these results: not the papers' budgets.")
+    if not costs.empty and not (costs["method"] == serving_cost.REFERENCE).any():
+        notes.append(f"`{serving_cost.REFERENCE}` has no distillation here: the cost ratios to it are empty.")
+    return notes
+
+
+def build_report(results: Path, draw: bool = True, data: DataOptions | None = None) -> Report:
+    """Read the store under ``results``, compute every table, and (``draw``) write every figure."""
+    store = ResultsStore(results)
+    distills = distill_frame(store)
+    frame = records_frame(store, distills)
+    summary = stats.with_comparisons(summarise(frame), accuracies_by_key(frame))
+    failures = failure_frame(store)
+    nas_rows = nas.nas_frame(store, distills)
+    costs = serving_cost.serving_costs(distills, frame)
+    series = sensitivity.sensitivity_series(summary)
+    report = Report(
+        results=results, summary=summary, failures=failures, protocols=protocol_descriptions(frame, nas_rows),
+        cross_arch=cross_arch_tables(summary, failures), costs=costs, nas=nas.nas_summary(nas_rows),
+        sensitivity=series, warnings=warnings_for(summary, costs),
+        counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),
+                "failures": len(failures)},
+    )
+    if draw and not summary.empty:
+        out = results / "plots"
+        report.figures += plots.accuracy_vs_ipc(summary, out)
+        report.figures += plots.accuracy_vs_cost(summary, costs, out)
+        report.figures += plots.sensitivity(series, out)
+        grids, report.image_problems = synthetic_set_grids(store, frame, results / "images", data)
+        report.figures += grids
+    return report

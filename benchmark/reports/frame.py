@@ -1,0 +1,136 @@
+"""The results store as tables: one row per evaluation, per distillation and per failure.
+
+Every reader here tolerates partial stores: a record without the fields a table needs is skipped (and
+counted), never a crash, so a report renders from whatever has finished.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from benchmark.store import ResultsStore
+
+KEYS = ["dataset", "method", "variant", "ipc", "arch", "protocol"]
+SUMMARY_COLUMNS = [*KEYS, "mean", "std", "n", "seeds", "budget", "distill_seconds", "storage_bytes", "sample_seconds",
+                   "eval_seconds", "device", "hparams", "commits"]
+
+
+def commit_of(record: dict[str, Any]) -> str | None:
+    """Short commit of the code that produced a record, ``+dirty`` when the checkout had local changes."""
+    git = (record.get("provenance") or {}).get("git") or {}
+    commit = git.get("commit")
+    if not commit:
+        return None
+    return commit[:10] + ("+dirty" if git.get("dirty") else "")
+
+
+def variant_labels(frame: pd.DataFrame) -> pd.Series:
+    """Name hyper-parameter variants of a method (sweeps) by the values that differ between them.
+
+    Only values that differ *at the same IPC* count: methods whose defaults depend on the IPC (DC's loop
+    counts, MTT's trajectory lengths) are one variant, not one per IPC.
+    """
+    labels = pd.Series("", index=frame.index, dtype=object)
+    for _, group in frame.groupby(["dataset", "method"]):
+        settings = group["hparams"].map(json.loads)
+        varying: set[str] = set()
+        for _, same_ipc in settings.groupby(group["ipc"]):
+            names = set().union(*same_ipc)
+            varying |= {k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in same_ipc}) > 1}
+        names = sorted(varying)
+        if names:
+            labels[group.index] = settings.map(lambda s, names=names: ",".join(f"{k}={s.get(k)}" for k in names))
+    return labels
+
+
+def distill_frame(store: ResultsStore) -> pd.DataFrame:
+    """One row per distillation record: its cost, its artifact's storage, and its variant label."""
+    rows = []
+    for r in store.records("distill"):
+        config, result, cost = r.get("config", {}), r.get("result", {}), r.get("cost", {})
+        if "dataset" not in config or "method" not in config:
+            continue
+        rows.append({
+            "key": r.get("key"), "dataset": config["dataset"], "method": config["method"],
+            "ipc": config.get("ipc") or 0, "seed": config.get("seed"), "budget": config.get("budget"),
+            "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
+            "serves_any_ipc": bool(result.get("serves_any_ipc")), "storage_bytes": result.get("storage_bytes"),
+            "wall_seconds": cost.get("wall_seconds"), "peak_memory_bytes": cost.get("peak_memory_bytes"),
+            "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
+            "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
+        })
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["variant"] = variant_labels(frame)
+    return frame
+
+
+def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per evaluation record, joined with the distillation it evaluated (cost, variant label)."""
+    distills = distill_frame(store) if distills is None else distills
+    by_key = {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
+    rows = []
+    for r in store.records("eval"):
+        config, result, cost = r.get("config", {}), r.get("result", {}), r.get("cost", {})
+        if not result.get("accuracies") or "dataset" not in config or "protocol" not in config:
+            continue
+        d = by_key.get(config.get("distill_key"), {})
+        rows.append({
+            "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
+            "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
+            "protocol_description": config["protocol"].get("description", ""), "seed": config.get("sample_seed"),
+            "distill_key": config.get("distill_key"),
+            "hparams": d.get("hparams", "{}"), "budget": d.get("budget"), "accuracies": result["accuracies"],
+            "distill_seconds": d.get("wall_seconds"), "distill_peak_memory": d.get("peak_memory_bytes"),
+            "storage_bytes": d.get("storage_bytes"), "serves_any_ipc": d.get("serves_any_ipc"),
+            "sample_seconds": cost.get("sample_seconds"), "eval_seconds": cost.get("wall_seconds"),
+            "device": cost.get("device"), "commit": commit_of(r),
+        })
+    return pd.DataFrame(rows)
+
+
+def joined(values: pd.Series) -> str:
+    return ",".join(sorted({str(v) for v in values.dropna()}))
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over every evaluation network of a (dataset, method, variant, IPC, arch, protocol)."""
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    rows = []
+    for key, group in frame.groupby(KEYS, sort=True):
+        accs = pd.Series([a for accs in group["accuracies"] for a in accs], dtype=float)
+        rows.append({**dict(zip(KEYS, key, strict=True)), "mean": accs.mean(), "std": accs.std(ddof=0), "n": len(accs),
+                     "seeds": group["seed"].nunique(), "budget": joined(group["budget"]),
+                     "distill_seconds": group["distill_seconds"].mean(), "storage_bytes": group["storage_bytes"].mean(),
+                     "sample_seconds": group["sample_seconds"].mean(), "eval_seconds": group["eval_seconds"].mean(),
+                     "device": joined(group["device"]), "hparams": group["hparams"].iloc[0],
+                     "commits": joined(group["commit"])})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, list[float]]:
+    """Every evaluation network's accuracy per summary key (what the significance tests compare)."""
+    if frame.empty:
+        return {}
+    return {key: [a for accs in group["accuracies"] for a in accs] for key, group in frame.groupby(KEYS)}
+
+
+def failure_frame(store: ResultsStore) -> pd.DataFrame:
+    """One row per failed cell: its stage, where it sits in the tables, and its one-line error."""
+    rows = []
+    for f in store.failures():
+        config = f.get("config", {})
+        protocol = config.get("protocol")
+        rows.append({"stage": f.get("stage", "?"), "dataset": config.get("dataset"), "method": config.get("method"),
+                     "ipc": config.get("ipc") or 0, "arch": config.get("arch"),
+                     "protocol": protocol.get("name") if isinstance(protocol, dict) else None,
+                     "label": f.get("label", f.get("key", "?")), "error": f.get("error", "")})
+    return pd.DataFrame(rows, columns=["stage", "dataset", "method", "ipc", "arch", "protocol", "label", "error"])
+
+
+def method_label(row: pd.Series | dict) -> str:
+    return f"{row['method']} [{row['variant']}]" if row["variant"] else row["method"]

@@ -1,0 +1,132 @@
+"""Figures: accuracy against IPC, accuracy against the cost of serving IPCs (a Pareto view), and accuracy
+against each swept hyper-parameter (error bars: std over evaluation networks).
+
+Every figure is written as a PNG under ``results/plots/`` and described by a :class:`Figure` (its
+dataset, IPC and architecture), so the leaderboard page can filter figures like table rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.reports.frame import method_label
+from benchmark.reports.sensitivity import GROUP
+from benchmark.reports.tables import CONVNET
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    title: str
+    kind: str  # "accuracy-vs-ipc", "accuracy-vs-cost", "sensitivity", "synthetic-set"
+    dataset: str | None = None
+    ipc: int | None = None
+    arch: str | None = None
+
+
+def slug(*parts: object) -> str:
+    """A file-name-safe name (datasets may be ``npz:/path/x.npz``)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "_".join(str(p) for p in parts if str(p))).strip("_")
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def accuracy_vs_ipc(summary: pd.DataFrame, out_dir: Path) -> list[Figure]:
+    """Per dataset, architecture and protocol: one line per method; ``full`` as a dashed level."""
+    plt, figures = pyplot(), []
+    for (dataset, arch, protocol), group in summary[summary["ipc"] > 0].groupby(["dataset", "arch", "protocol"]):
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for label, g in group.assign(label=group.apply(method_label, axis=1)).groupby("label"):
+            g = g.sort_values("ipc")
+            ax.errorbar(g["ipc"], g["mean"], yerr=g["std"], marker="o", capsize=3, label=label)
+        whole = summary[(summary["dataset"] == dataset) & (summary["ipc"] == 0) & (summary["arch"] == arch)
+                        & (summary["protocol"] == protocol)]
+        for _, row in whole.iterrows():
+            ax.axhline(row["mean"], linestyle="--", color="grey", label=f"{method_label(row)} (whole set)")
+        ax.set(xscale="log", xlabel="images per class (IPC)", ylabel="test accuracy (%)",
+               title=f"{dataset} · {arch} · protocol {protocol}")
+        ax.legend(fontsize=7)
+        title = f"Accuracy vs IPC: {dataset}, {arch}, protocol {protocol}"
+        path = save(fig, out_dir / f"accuracy_vs_ipc_{slug(dataset, arch, protocol)}.png")
+        figures.append(Figure(path, title, "accuracy-vs-ipc", dataset, None, arch))
+    return figures
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, accuracy) points no other point beats on both: cheaper or equal *and* more accurate."""
+    front, best = [], float("-inf")
+    for cost, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((cost, acc))
+            best = acc
+    return front
+
+
+def accuracy_vs_cost(summary: pd.DataFrame, costs: pd.DataFrame, out_dir: Path) -> list[Figure]:
+    """Per dataset and protocol (ConvNet): one panel per served IPC, accuracy at that IPC against the total
+    time to serve every IPC, with the Pareto front drawn through the methods no other beats."""
+    plt, figures = pyplot(), []
+    costed = costs.dropna(subset=["total_seconds"])
+    convnet = summary[(summary["arch"] == CONVNET) & (summary["ipc"] > 0)]
+    for (dataset, protocol), part in convnet.groupby(["dataset", "protocol"]):
+        points = part.merge(costed[costed["dataset"] == dataset][["method", "variant", "total_seconds"]],
+                            on=["method", "variant"])
+        if points.empty:
+            continue
+        ipcs = sorted(set(points["ipc"]))
+        fig, axes = plt.subplots(1, len(ipcs), figsize=(4.2 * len(ipcs), 3.8), squeeze=False)
+        for ax, ipc in zip(axes[0], ipcs, strict=True):
+            at = points[points["ipc"] == ipc]
+            for _, row in at.iterrows():
+                ax.errorbar(row["total_seconds"], row["mean"], yerr=row["std"], marker="o", capsize=3)
+                ax.annotate(method_label(row), (row["total_seconds"], row["mean"]), fontsize=7,
+                            xytext=(4, 4), textcoords="offset points")
+            front = pareto_front(list(zip(at["total_seconds"], at["mean"], strict=True)))
+            ax.step([c for c, _ in front], [a for _, a in front], where="post", color="grey", linestyle=":",
+                    label="Pareto front")
+            ax.set(xscale="log", xlabel="total time to serve every IPC (s)", ylabel="test accuracy (%)",
+                   title=f"{dataset} ipc={ipc}")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"accuracy vs cost · {CONVNET} · protocol {protocol}", fontsize=9)
+        path = save(fig, out_dir / f"accuracy_vs_cost_{slug(dataset, protocol)}.png")
+        figures.append(Figure(path, f"Accuracy vs serving cost: {dataset}, protocol {protocol}", "accuracy-vs-cost",
+                              dataset, None, CONVNET))
+    return figures
+
+
+def sensitivity(series: pd.DataFrame, out_dir: Path) -> list[Figure]:
+    """Per (dataset, method, IPC, arch, protocol): one panel per swept hyper-parameter, its values evenly
+    spaced (they may be 0, negative or names), mean ± std."""
+    plt, figures = pyplot(), []
+    for (dataset, method, ipc, arch, protocol), part in series.groupby(GROUP):
+        names = list(dict.fromkeys(part["hparam"]))
+        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
+        for ax, name in zip(axes[0], names, strict=True):
+            points = part[part["hparam"] == name]
+            ax.errorbar(range(len(points)), points["mean"], yerr=points["std"], marker="o", capsize=3)
+            ax.set_xticks(range(len(points)), [str(v) for v in points["value"]])
+            ax.set(xlabel=name, ylabel="test accuracy (%)")
+        fig.suptitle(f"{method} · {dataset} ipc={ipc} · {arch} · protocol {protocol}", fontsize=9)
+        path = save(fig, out_dir / f"sensitivity_{slug(dataset, method, ipc, arch, protocol)}.png")
+        figures.append(Figure(path, f"Sensitivity of {method}: {dataset} ipc={ipc}, {arch}, protocol {protocol}",
+                              "sensitivity", dataset, int(ipc), arch))
+    return figures

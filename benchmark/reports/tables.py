@@ -1,0 +1,122 @@
+"""Accuracy tables: methods × (dataset, IPC) per architecture and protocol, the same as gains over
+``random`` and fractions of ``full``, and the cross-architecture table (methods × architectures).
+
+A cell nobody ran shows ``MISSING``; a cell whose evaluation (or distillation) failed shows ``FAILED``,
+so a partial store renders as a partial table instead of silently dropping rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from benchmark.reports.frame import method_label
+
+MISSING = "—"
+FAILED = "✗ failed"
+LEGEND = f"{MISSING}: not run yet; {FAILED}: the cell failed (see *Failed cells*)."
+CONVNET = "convnet"
+
+
+def column_name(dataset: str, ipc: int) -> str:
+    return f"{dataset} ipc={ipc}" if ipc else f"{dataset} (whole)"
+
+
+def column_order(column: str) -> tuple[str, int]:
+    dataset, _, rest = column.partition(" ")
+    return dataset, int(rest.split("=")[1]) if "=" in rest else 0
+
+
+def failed_cells(failures: pd.DataFrame, arch: str | None, protocol: str | None) -> list[tuple[str, str, int]]:
+    """(dataset, method, ipc) of failures that belong in a table of ``arch`` and ``protocol``: evaluations
+    there, and distillations (which every table of their dataset would have shown)."""
+    if failures.empty:
+        return []
+    rows = failures[(failures["stage"] == "distill")
+                    | ((failures["arch"] == arch) & (failures["protocol"] == protocol))]
+    return [(r["dataset"], r["method"], int(r["ipc"])) for _, r in rows.iterrows() if r["dataset"] and r["method"]]
+
+
+def pivot(summary: pd.DataFrame, arch: str, protocol: str, cell: Callable[[pd.Series], str],
+          failures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows: method; columns: dataset × IPC. ``full`` (IPC-independent, ipc 0) fills every IPC column of
+    its dataset; a failed distillation of a generator (ipc 0) marks every IPC column of its dataset."""
+    part = summary[(summary["arch"] == arch) & (summary["protocol"] == protocol)]
+    failed = failed_cells(failures if failures is not None else pd.DataFrame(), arch, protocol)
+    ipcs: dict[str, set[int]] = {}
+    for dataset, ipc in [*zip(part["dataset"], part["ipc"], strict=True), *((d, i) for d, _, i in failed)]:
+        ipcs.setdefault(dataset, set()).update({ipc} - {0})
+    rows: dict[str, dict[str, str]] = {}
+
+    def put(label: str, dataset: str, ipc: int, text: str) -> None:
+        for target in ([ipc] if ipc else sorted(ipcs.get(dataset, ())) or [0]):
+            rows.setdefault(label, {}).setdefault(column_name(dataset, target), text)
+
+    for _, row in part.iterrows():
+        put(method_label(row), row["dataset"], row["ipc"], cell(row))
+    for dataset, method, ipc in failed:
+        if dataset in ipcs:
+            put(method, dataset, ipc, FAILED)
+    table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    return table[sorted(table.columns, key=column_order)].fillna(MISSING)
+
+
+def accuracy_cell(row: pd.Series) -> str:
+    return f"{row['mean']:.2f} ± {row['std']:.2f}"
+
+
+def gain_cell(row: pd.Series) -> str:
+    """``+3.21 [+1.10, +5.02] p=0.004``: gain in points, its bootstrap interval and Welch p-value."""
+    if row["method"] == "random":
+        return "(reference)"
+    if pd.isna(row["gain"]):
+        return "n/a (no random)" if row["ipc"] else "n/a"
+    text = f"{row['gain']:+.2f}"
+    if not pd.isna(row["gain_low"]):
+        text += f" [{row['gain_low']:+.2f}, {row['gain_high']:+.2f}]"
+    if not pd.isna(row["p_value"]):
+        text += f" p={row['p_value']:.3g}"
+    return text
+
+
+def of_full_cell(row: pd.Series) -> str:
+    return "n/a (no full)" if pd.isna(row["of_full"]) else f"{100 * row['of_full']:.1f}%"
+
+
+def table_positions(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (architecture, protocol) pairs with results, ConvNet first."""
+    pairs = summary[["arch", "protocol"]].drop_duplicates().itertuples(index=False)
+    return sorted({(a, p) for a, p in pairs}, key=lambda ap: (ap[0] != CONVNET, ap))
+
+
+def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
+    """Per (dataset, IPC, protocol) evaluated on an architecture other than ConvNet: rows method, columns
+    architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others."""
+    tables = []
+    with_ipc = summary[summary["ipc"] > 0]
+    for (dataset, ipc, protocol), part in with_ipc.groupby(["dataset", "ipc", "protocol"]):
+        archs = sorted(set(part["arch"]), key=lambda a: (a != CONVNET, a))
+        if archs == [CONVNET]:
+            continue
+        whole = summary[(summary["dataset"] == dataset) & (summary["ipc"] == 0) & (summary["protocol"] == protocol)]
+        rows: dict[str, dict[str, str]] = {}
+        both = pd.concat([part, whole])
+        for label, group in both.assign(label=both.apply(method_label, axis=1)).groupby("label"):
+            means = dict(zip(group["arch"], group["mean"], strict=True))
+            cells, drops = {}, []
+            for _, r in group.iterrows():
+                text = accuracy_cell(r)
+                if r["arch"] != CONVNET and CONVNET in means:
+                    drops.append(means[CONVNET] - r["mean"])
+                    text += f" ({-drops[-1]:+.2f})"
+                cells[r["arch"]] = text
+            cells["mean drop"] = f"{sum(drops) / len(drops):.2f}" if drops else MISSING
+            rows[label] = cells
+        for _, f in failures[(failures["dataset"] == dataset) & (failures["ipc"].isin([ipc, 0]))
+                             & (failures["protocol"] == protocol)].iterrows():
+            rows.setdefault(f["method"], {}).setdefault(f["arch"], FAILED)
+        table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+        columns = [a for a in archs if a in table.columns] + ["mean drop"]
+        tables.append(((dataset, ipc, protocol), table.reindex(columns=columns).fillna(MISSING)))
+    return tables

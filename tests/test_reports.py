@@ -1,0 +1,195 @@
+"""Reports from hand-made stores: every table's numbers, partial and empty stores, the HTML page."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from synthetic_records import StoreBuilder, pixel_set
+
+from benchmark import leaderboard
+from benchmark.nas import Candidate
+from benchmark.reports import markdown, page
+from benchmark.reports.build import build_report
+from benchmark.reports.frame import distill_frame, records_frame
+from benchmark.reports.images import grid_image
+from benchmark.reports.nas import nas_frame, nas_summary
+from benchmark.reports.serving_cost import serving_costs
+from benchmark.reports.tables import FAILED, MISSING
+
+
+@pytest.fixture
+def builder(tmp_path):
+    return StoreBuilder(tmp_path / "results")
+
+
+def test_empty_store_renders_every_report(builder):
+    text = leaderboard.write_reports(builder.store.root)
+    assert "_No finished evaluations yet._" in text and "0 evaluations" in text
+    html = (builder.store.root / "index.html").read_text()
+    assert "<table" in html and "No finished evaluations yet." in html
+
+
+def test_partial_store_marks_missing_and_failed_cells_and_lists_failures(builder):
+    random1 = builder.distill("random", 1)
+    builder.evaluate(random1, 1, [30.0, 32.0])
+    random10 = builder.distill("random", 10)
+    builder.evaluate(random10, 10, [80.0, 84.0])
+    herding10 = builder.distill("herding", 10)
+    builder.fail("eval", "herding", 10)  # its evaluation failed
+    builder.fail("distill", "kcenter", 1, arch=None)  # a distillation failed: no evaluation exists
+    builder.store.record_path("eval", "garbage").write_text("{not json")  # an unreadable file is skipped
+    builder.store.write_record("eval", "partial", {"config": {"dataset": "digits"}})  # so is a partial record
+    assert herding10
+    text = leaderboard.write_reports(builder.store.root)
+    table = text.split("### convnet, protocol `smoke`")[1].split("##")[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line and "ipc=" not in line}
+    assert rows["random"] == ["31.00 ± 1.00", "82.00 ± 2.00"]
+    assert rows["herding"] == [MISSING, FAILED] and rows["kcenter"] == [FAILED, MISSING]
+    assert "## Failed cells" in text and "- eval herding digits ipc=10: RuntimeError: simulated" in text
+    assert "`full` is missing for digits" in text
+    assert "<td>eval herding digits ipc=10</td>" in (builder.store.root / "index.html").read_text()
+
+
+def test_variant_labels_name_sweeps_but_not_ipc_dependent_defaults(builder):
+    for ipc, loops in ((1, 1), (10, 10)):  # defaults that depend on the IPC (DC's outer loop)
+        builder.evaluate(builder.distill("dc", ipc, hparams={"outer_loop": loops, "lr": 0.1}), ipc, [50.0])
+    for temperature in (1.0, 4.0):  # a sweep
+        builder.evaluate(builder.distill("d2m", None, serves_any=True, hparams={"temperature": temperature}), 10, [60.0])
+    frame = records_frame(builder.store)
+    labels = set(frame["method"] + "/" + frame["ipc"].astype(str) + "/" + frame["variant"])
+    assert labels == {"dc/1/", "dc/10/", "d2m/10/temperature=1.0", "d2m/10/temperature=4.0"}
+
+
+def test_serving_cost_pixel_methods_sum_generators_sample(builder):
+    for seed, seconds in ((0, 10.0), (1, 20.0)):  # IPC 1: mean 15 s
+        builder.evaluate(builder.distill("dc", 1, seed, seconds=seconds, storage=1000), 1, [50.0])
+    builder.distill("dc", 10, seconds=30.0, storage=10_000, peak=5 * 2**20)
+    builder.distill("dc", 50, seconds=100.0, storage=50_000)
+    builder.distill("dm", 1, seconds=3.0, storage=1000)
+    builder.distill("dm", 10, seconds=4.0, storage=10_000)  # dm has no IPC 50 yet
+    d2m = [builder.distill("d2m", None, seed, seconds=s, storage=5_000_000, serves_any=True)
+           for seed, s in ((0, 200.0), (1, 300.0))]  # mean 250 s
+    builder.evaluate(d2m[0], 1, [40.0], sample_seconds=0.5)
+    builder.evaluate(d2m[0], 10, [60.0], sample_seconds=1.0)
+    builder.evaluate(d2m[1], 10, [62.0], sample_seconds=3.0)  # IPC 10 sampling: mean 2 s
+    builder.evaluate(d2m[0], 10, [55.0], arch="mlp", sample_seconds=2.0)
+    builder.evaluate(d2m[0], 50, [70.0], sample_seconds=4.0)
+    builder.evaluate(builder.distill("full", None, serves_any=True, storage=0), None, [99.0])
+    distills = distill_frame(builder.store)
+    costs = serving_costs(distills, records_frame(builder.store, distills)).set_index("method")
+    assert "full" not in costs.index  # IPC-independent: nothing to serve per IPC
+    dc, dm, gen = costs.loc["dc"], costs.loc["dm"], costs.loc["d2m"]
+    assert (dc["kind"], dc["distillations"], dc["total_seconds"], dc["storage_bytes"]) == ("pixels", 3, 145.0, 61_000)
+    assert dc["peak_memory_bytes"] == 5 * 2**20 and dc["missing"] == "" and pd.isna(dc["sample_seconds"])
+    sampling = 0.5 + (1.0 + 3.0 + 2.0) / 3 + 4.0  # IPC 10 averages every evaluation's sampling
+    assert gen["kind"] == "generator" and gen["distillations"] == 1 and gen["storage_bytes"] == 5_000_000
+    assert gen["distill_seconds"] == 250.0 and gen["total_seconds"] == pytest.approx(250.0 + sampling)
+    assert dc["time_vs_ref"] == pytest.approx(145.0 / (250.0 + sampling))
+    assert dc["storage_vs_ref"] == pytest.approx(61_000 / 5_000_000) and gen["time_vs_ref"] == pytest.approx(1.0)
+    assert (dm["total_seconds"], dm["storage_bytes"], dm["missing"]) == (7.0, 11_000, "50")
+    text = markdown.render(build_report(builder.store.root, draw=False))
+    dc_row = next(line for line in text.splitlines() if line.startswith("| digits    | dc "))
+    assert re.search(r"\| pixels +\| cpu-small +\| cpu \(test, 1 threads\) +\| 3 +\| 2.42 min", dc_row)
+
+
+def test_cross_architecture_table_reports_the_drop_from_convnet(builder):
+    for method, convnet, alexnet in (("random", [80.0, 82.0], [70.0, 72.0]), ("dm", [90.0, 90.0], [85.0, 87.0])):
+        key = builder.distill(method, 10)
+        builder.evaluate(key, 10, convnet)
+        builder.evaluate(key, 10, alexnet, arch="alexnet")
+    report = build_report(builder.store.root, draw=False)
+    ((where, table),) = report.cross_arch
+    assert where == ("digits", 10, "smoke") and list(table.columns) == ["convnet", "alexnet", "mean drop"]
+    assert table.loc["random", "alexnet"] == "71.00 ± 1.00 (-10.00)" and table.loc["random", "mean drop"] == "10.00"
+    assert table.loc["dm", "alexnet"] == "86.00 ± 1.00 (-4.00)"
+    assert "Cross-architecture generalisation" in markdown.render(report)
+
+
+def test_sensitivity_series_hold_the_other_hyper_parameters_at_their_base(builder):
+    # a one-at-a-time sweep around T=4, λ=10 (the shared default run once)
+    settings = [(4.0, 10.0, 70.0), (1.0, 10.0, 60.0), (8.0, 10.0, 65.0), (4.0, 0.0, 50.0), (4.0, 100.0, 68.0)]
+    for t, lam, acc in settings:
+        key = builder.distill("d2m", None, serves_any=True, hparams={"temperature": t, "task_balance": lam})
+        builder.evaluate(key, 10, [acc - 1, acc + 1])
+    report = build_report(builder.store.root)
+    series = report.sensitivity
+    temperature = series[series["hparam"] == "temperature"]
+    assert temperature["value"].tolist() == [1.0, 4.0, 8.0] and temperature["mean"].tolist() == [60.0, 70.0, 65.0]
+    assert set(temperature["held"]) == {"task_balance=10.0"}
+    balance = series[series["hparam"] == "task_balance"]
+    assert balance["value"].tolist() == [0.0, 10.0, 100.0] and balance["mean"].tolist() == [50.0, 70.0, 68.0]
+    (figure,) = report.figures_of("sensitivity")
+    assert figure.path.is_file() and "Sensitivity to hyper-parameters" in markdown.render(report)
+
+
+def test_nas_summary_rank_correlation_choice_and_time(builder):
+    full, proxy = builder.distill("full", None, serves_any=True), builder.distill("random", 10)
+    for width, a, b in ((32, 90.0, 50.0), (64, 80.0, 55.0), (128, 70.0, 40.0), (256, 60.0, 30.0)):
+        candidate = {"candidate": Candidate(width=width).as_dict()}
+        builder.evaluate(full, None, [a], protocol_name="nas-cpu-small", stage="nas", extra_config=candidate)
+        builder.evaluate(proxy, 10, [b], protocol_name="nas-cpu-small", stage="nas", extra_config=candidate)
+    (row,) = nas_summary(nas_frame(builder.store)).to_dict("records")
+    # full ranks w32 > w64 > w128 > w256, the proxy w64 > w32 > w128 > w256: ρ = 1 − 6·2 / (4·15)
+    assert row["spearman"] == pytest.approx(0.8) and row["candidates"] == 4
+    assert row["chosen"] == Candidate(width=64).name and row["chosen_full"] == 80.0
+    assert (row["best_full"], row["chosen_rank"], row["time_ratio"]) == (90.0, 2, 1.0)
+    text = leaderboard.write_reports(builder.store.root)
+    assert "Architecture search on distilled sets" in text and "0.800" in text
+    assert "nas-cpu-small" not in text.split("## Architecture search")[0]  # NAS runs stay out of the leaderboard
+
+
+def test_missing_random_is_warned_and_gains_are_marked(builder):
+    builder.evaluate(builder.distill("dm", 10), 10, [70.0, 72.0])
+    text = leaderboard.write_reports(builder.store.root)
+    assert "⚠ `random` is missing at digits ipc=10 convnet protocol smoke" in text
+    assert "n/a (no random)" in text
+
+
+def test_image_grid_has_one_row_per_class_denormalised(builder):
+    pixels = grid_image(pixel_set(2).synthetic_set.x * 0.25, torch_labels(2), 10)
+    tile, pad = 32, 2  # 8 px digits enlarged 4×
+    assert pixels.shape == (10 * (tile + pad) + pad, 2 * (tile + pad) + pad)
+    row_value = [pixels[pad + r * (tile + pad) + 5, pad + 5] for r in range(10)]
+    assert row_value == [round(v * 0.25 * 255) for v in range(5)] + [255] * 5  # one class per row, clamped
+
+
+def torch_labels(ipc: int):
+    return pixel_set(ipc).synthetic_set.y
+
+
+def test_report_draws_synthetic_sets_from_artifacts_and_page_links_them(builder):
+    key = builder.distill("random", 3, artifact=pixel_set(3))
+    builder.evaluate(key, 3, [40.0, 41.0])
+    builder.evaluate(builder.distill("ghost", 3), 3, [10.0, 11.0])  # no artifact stored: listed, not fatal
+    text = leaderboard.write_reports(builder.store.root)
+    (grid,) = (builder.store.root / "images").glob("synthetic_digits_random_3_*.png")
+    pixels = np.asarray(Image.open(grid))
+    mean, std = 0.3054, 0.3761  # digits: class c was filled with the normalised value c
+    assert pixels[7, 7] == round((0 * std + mean) * 255) and pixels[34 + 7, 7] == round((1 * std + mean) * 255)
+    assert "- not drawn: ghost · digits ipc=3: artifact" in text
+    html = (builder.store.root / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', html)
+    assert sources and all((builder.store.root / s).is_file() for s in sources)
+    assert any(s.startswith("images/synthetic_digits_random_3_") for s in sources)
+
+
+def test_html_page_holds_every_row_with_protocol_and_commit(builder):
+    for method, acc in (("random", [50.0, 52.0]), ("herding", [60.0, 61.0])):
+        builder.evaluate(builder.distill(method, 10), 10, acc)
+    builder.evaluate(builder.distill("full", None, serves_any=True), None, [95.0, 96.0])
+    report = build_report(builder.store.root, draw=False)
+    html = page.render(report)
+    table = html.split('id="results-table"')[1].split("</table>")[0]
+    assert table.count("<tr class=\"facet\"") == 3
+    assert '<td data-v="60.5">60.50 ± 0.50</td>' in table and "0123456789" in table
+    assert 'title="the smoke protocol of the tests"' in table and "<dd>the smoke protocol of the tests</dd>" in html
+    full_row = next(r for r in table.split("<tr")[1:] if "<td>full</td>" in r)
+    assert "data-ipc" not in full_row  # the whole-set row shows whatever IPC is filtered
+    assert '<option value="10">10</option>' in html and "http" not in html.replace("http-equiv", "")
+    rows = json.loads(leaderboard.rows_for_scripts(builder.store.root, "json"))
+    herding = next(r for r in rows if r["method"] == "herding")
+    assert herding["gain"] == pytest.approx(9.5) and herding["of_full"] == pytest.approx(60.5 / 95.5)
