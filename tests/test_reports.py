@@ -193,3 +193,18 @@ def test_html_page_holds_every_row_with_protocol_and_commit(builder):
     rows = json.loads(leaderboard.rows_for_scripts(builder.store.root, "json"))
     herding = next(r for r in rows if r["method"] == "herding")
     assert herding["gain"] == pytest.approx(9.5) and herding["of_full"] == pytest.approx(60.5 / 95.5)
+
+
+def test_records_of_other_layouts_are_left_out_not_fatal(builder):
+    good = builder.distill("random", 10)
+    builder.evaluate(good, 10, [50.0, 52.0])
+    broken = [("distill", {"config": {"dataset": "digits"}}),  # no method, no key
+              ("eval", {"config": {"dataset": "digits", "method": "random", "ipc": 10, "arch": "convnet",
+                                   "protocol": None}, "result": {"accuracies": [1.0]}}),
+              ("eval", {"config": {}, "result": {"accuracies": ["n/a"]}}),
+              ("nas", {"config": {"candidate": {"width": 8, "kernel": 5}}, "result": {"accuracies": [1.0]}})]
+    for i, (stage, record) in enumerate(broken):
+        builder.store.write_record(stage, f"broken{i}", record)
+    report = build_report(builder.store.root, draw=False)
+    assert report.counts == {"distillations": 1, "evaluations": 1, "nas": 0, "failures": 0}
+    assert report.summary["mean"].tolist() == [51.0]

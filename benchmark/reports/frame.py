@@ -7,6 +7,7 @@ counted), never a crash, so a report renders from whatever has finished.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -46,50 +47,66 @@ def variant_labels(frame: pd.DataFrame) -> pd.Series:
     return labels
 
 
+def rows_of(store: ResultsStore, stage: str, row: Callable[[dict], dict]) -> list[dict]:
+    """``row(record)`` for every record of ``stage``; a record lacking a field the table needs (an older or
+    foreign layout, a hand-edited file) is left out rather than stopping the report."""
+    rows = []
+    for record in store.records(stage):
+        try:
+            rows.append(row(record))
+        except (KeyError, TypeError, AttributeError, ValueError):
+            continue
+    return rows
+
+
+def distill_row(r: dict) -> dict:
+    config, result, cost = r["config"], r.get("result") or {}, r.get("cost") or {}
+    return {
+        "key": r["key"], "dataset": config["dataset"], "method": config["method"], "ipc": config.get("ipc") or 0,
+        "seed": config.get("seed"), "budget": config.get("budget"),
+        "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
+        "serves_any_ipc": bool(result.get("serves_any_ipc")), "storage_bytes": result.get("storage_bytes"),
+        "wall_seconds": cost.get("wall_seconds"), "peak_memory_bytes": cost.get("peak_memory_bytes"),
+        "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
+        "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
+    }
+
+
 def distill_frame(store: ResultsStore) -> pd.DataFrame:
     """One row per distillation record: its cost, its artifact's storage, and its variant label."""
-    rows = []
-    for r in store.records("distill"):
-        config, result, cost = r.get("config", {}), r.get("result", {}), r.get("cost", {})
-        if "dataset" not in config or "method" not in config:
-            continue
-        rows.append({
-            "key": r.get("key"), "dataset": config["dataset"], "method": config["method"],
-            "ipc": config.get("ipc") or 0, "seed": config.get("seed"), "budget": config.get("budget"),
-            "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
-            "serves_any_ipc": bool(result.get("serves_any_ipc")), "storage_bytes": result.get("storage_bytes"),
-            "wall_seconds": cost.get("wall_seconds"), "peak_memory_bytes": cost.get("peak_memory_bytes"),
-            "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
-            "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
-        })
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows_of(store, "distill", distill_row))
     if not frame.empty:
         frame["variant"] = variant_labels(frame)
     return frame
 
 
+def eval_row(r: dict, distills: dict[str, dict]) -> dict:
+    """An evaluation (or NAS) record with the distillation it trained on; no accuracies → KeyError."""
+    config, cost = r["config"], r.get("cost") or {}
+    accuracies = [float(a) for a in r["result"]["accuracies"]]
+    if not accuracies:
+        raise KeyError("accuracies")
+    d = distills.get(config.get("distill_key"), {})
+    return {
+        "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
+        "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
+        "protocol_description": config["protocol"].get("description", ""), "seed": config.get("sample_seed"),
+        "distill_key": config.get("distill_key"), "hparams": d.get("hparams", "{}"), "budget": d.get("budget"),
+        "accuracies": accuracies, "distill_seconds": d.get("wall_seconds"),
+        "distill_peak_memory": d.get("peak_memory_bytes"), "storage_bytes": d.get("storage_bytes"),
+        "serves_any_ipc": d.get("serves_any_ipc"), "sample_seconds": cost.get("sample_seconds"),
+        "eval_seconds": cost.get("wall_seconds"), "device": cost.get("device"), "commit": commit_of(r),
+    }
+
+
+def by_key(distills: pd.DataFrame) -> dict[str, dict]:
+    return {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
+
+
 def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per evaluation record, joined with the distillation it evaluated (cost, variant label)."""
-    distills = distill_frame(store) if distills is None else distills
-    by_key = {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
-    rows = []
-    for r in store.records("eval"):
-        config, result, cost = r.get("config", {}), r.get("result", {}), r.get("cost", {})
-        if not result.get("accuracies") or "dataset" not in config or "protocol" not in config:
-            continue
-        d = by_key.get(config.get("distill_key"), {})
-        rows.append({
-            "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
-            "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
-            "protocol_description": config["protocol"].get("description", ""), "seed": config.get("sample_seed"),
-            "distill_key": config.get("distill_key"),
-            "hparams": d.get("hparams", "{}"), "budget": d.get("budget"), "accuracies": result["accuracies"],
-            "distill_seconds": d.get("wall_seconds"), "distill_peak_memory": d.get("peak_memory_bytes"),
-            "storage_bytes": d.get("storage_bytes"), "serves_any_ipc": d.get("serves_any_ipc"),
-            "sample_seconds": cost.get("sample_seconds"), "eval_seconds": cost.get("wall_seconds"),
-            "device": cost.get("device"), "commit": commit_of(r),
-        })
-    return pd.DataFrame(rows)
+    known = by_key(distill_frame(store) if distills is None else distills)
+    return pd.DataFrame(rows_of(store, "eval", lambda r: eval_row(r, known)))
 
 
 def joined(values: pd.Series) -> str:

@@ -63,7 +63,7 @@ def cost_table(costs: pd.DataFrame) -> pd.DataFrame:
         "peak memory": costs["peak_memory_bytes"].map(units.size), "storage": costs["storage_bytes"].map(units.size),
         f"time / {serving_cost.REFERENCE}": costs["time_vs_ref"].map(units.ratio),
         f"storage / {serving_cost.REFERENCE}": costs["storage_vs_ref"].map(units.ratio),
-        "missing IPCs": costs["missing"].replace("", "—"),
+        "missing IPCs": costs["missing"].replace("", "—"), "commit": costs["commits"],
     })
 
 
@@ -85,6 +85,7 @@ def nas_sections(report: Report) -> list[str]:
         "`python -m benchmark.nas`: ConvNet candidates trained briefly on the whole training set and on each "
         "proxy set. Spearman ρ between the two rankings; the candidate the proxy ranks first, its whole-data "
         "accuracy, the best whole-data accuracy and its rank there; training time of the proxy over the whole set."),
+        "\n".join(f"> {p}: {report.protocols.get(p, '')}" for p in sorted(set(report.nas["protocol"]))),
         nas_table(report.nas).to_markdown(index=False, disable_numparse=True))
 
 

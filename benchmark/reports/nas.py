@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark.nas import Candidate
-from benchmark.reports.frame import commit_of, distill_frame, joined
+from benchmark.reports.frame import by_key, distill_frame, eval_row, joined, rows_of
 from benchmark.reports.stats import spearman
 from benchmark.reports.units import seconds
 from benchmark.store import ResultsStore
@@ -25,28 +25,18 @@ COLUMNS = ["dataset", "protocol", "method", "variant", "ipc", "candidates", "spe
            "best_full", "chosen_rank", "time_ratio", "distill_seconds", "commits"]
 
 
+def nas_row(r: dict, distills: dict[str, dict]) -> dict:
+    row = eval_row(r, distills)
+    return {**{k: row[k] for k in ("dataset", "method", "variant", "ipc", "protocol", "protocol_description",
+                                   "distill_seconds", "commit")},
+            "candidate": Candidate(**r["config"]["candidate"]).name,
+            "accuracy": sum(row["accuracies"]) / len(row["accuracies"]), "seconds": row["eval_seconds"]}
+
+
 def nas_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per NAS record: the candidate, what it trained on, its accuracy and training time."""
-    distills = distill_frame(store) if distills is None else distills
-    by_key = {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
-    rows = []
-    for r in store.records("nas"):
-        config, result, cost = r.get("config", {}), r.get("result", {}), r.get("cost", {})
-        try:
-            candidate = Candidate(**config["candidate"]).name
-        except (KeyError, TypeError):  # not a candidate this version knows: leave the record out
-            continue
-        if not result.get("accuracies"):
-            continue
-        d = by_key.get(config.get("distill_key"), {})
-        rows.append({"dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
-                     "ipc": config.get("ipc") or 0, "protocol": config["protocol"]["name"],
-                     "protocol_description": config["protocol"].get("description", ""),
-                     "candidate": candidate,
-                     "accuracy": sum(result["accuracies"]) / len(result["accuracies"]),
-                     "seconds": cost.get("wall_seconds"), "distill_seconds": d.get("wall_seconds"),
-                     "commit": commit_of(r)})
-    return pd.DataFrame(rows)
+    known = by_key(distill_frame(store) if distills is None else distills)
+    return pd.DataFrame(rows_of(store, "nas", lambda r: nas_row(r, known)))
 
 
 def rank_of(value: float, values: list[float]) -> int:
@@ -95,7 +85,7 @@ def nas_table(summary: pd.DataFrame) -> pd.DataFrame:
         "best full-data acc.": [fmt(v, "{:.2f}") for v in summary["best_full"]],
         "its rank": [fmt(v, "{:.0f}") for v in summary["chosen_rank"]],
         "time proxy/full": [fmt(v, "{:.3f}") for v in summary["time_ratio"]],
-        "distillation": [seconds(v) for v in summary["distill_seconds"]],
+        "distillation": [seconds(v) for v in summary["distill_seconds"]], "commit": summary["commits"],
     })
 
 

@@ -64,6 +64,9 @@ def accuracy_vs_ipc(summary: pd.DataFrame, out_dir: Path) -> list[Figure]:
             ax.axhline(row["mean"], linestyle="--", color="grey", label=f"{method_label(row)} (whole set)")
         ax.set(xscale="log", xlabel="images per class (IPC)", ylabel="test accuracy (%)",
                title=f"{dataset} · {arch} · protocol {protocol}")
+        ipcs = sorted(set(group["ipc"]))
+        ax.set_xticks(ipcs, [str(i) for i in ipcs])
+        ax.minorticks_off()
         ax.legend(fontsize=7)
         title = f"Accuracy vs IPC: {dataset}, {arch}, protocol {protocol}"
         path = save(fig, out_dir / f"accuracy_vs_ipc_{slug(dataset, arch, protocol)}.png")

@@ -59,4 +59,6 @@ def sensitivity_series(summary: pd.DataFrame) -> pd.DataFrame:
             for value, r in sorted(points, key=lambda p: sort_key(p[0])):
                 rows.append({**dict(zip(GROUP, key, strict=True)), "hparam": name, "value": value, "mean": r["mean"],
                              "std": r["std"], "n": r["n"], "held": held})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["value"] = pd.Series([r["value"] for r in rows], index=table.index, dtype=object)  # 64 stays 64, not 64.0
+    return table

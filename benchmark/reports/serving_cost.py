@@ -21,8 +21,8 @@ from benchmark.reports.frame import joined
 SERVING_IPCS = (1, 10, 50)
 REFERENCE = "d2m"
 COLUMNS = ["dataset", "method", "variant", "kind", "budget", "device", "distillations", "distill_seconds",
-           "sample_seconds", "total_seconds", "peak_memory_bytes", "storage_bytes", "missing", "time_vs_ref",
-           "storage_vs_ref"]
+           "sample_seconds", "total_seconds", "peak_memory_bytes", "storage_bytes", "missing", "commits",
+           "time_vs_ref", "storage_vs_ref"]
 
 
 def mean_or_none(values: pd.Series) -> float | None:
@@ -63,7 +63,7 @@ def serving_cost(distills: pd.DataFrame, evals: pd.DataFrame, ipcs: tuple[int, .
         "total_seconds": None if distill_seconds is None else distill_seconds + sample_total,
         "peak_memory_bytes": counted["peak_memory_bytes"].max() if counted["peak_memory_bytes"].notna().any() else None,
         "storage_bytes": sum(s for s in stored if s is not None) if any(s is not None for s in stored) else None,
-        "missing": ",".join(map(str, missing)),
+        "missing": ",".join(map(str, missing)), "commits": joined(counted["commit"]),
     }
 
 
