@@ -9,6 +9,10 @@ and applies it with freshly drawn magnitudes. Magnitudes are the reference ``Par
   ``seed=-1``).
 * :func:`dsa_siamese` draws one set of magnitudes and applies it to every image of every batch given
   (the reference's seeded mode used by DC/DSA/DM for real and synthetic batches).
+* :func:`diffaug` is the DiffAugment *chain* of DiM (vimar-gu/DiM ``augment.py::DiffAug``, after
+  mit-han-lab/data-efficient-gans): ``flip`` and ``color`` whenever named, then one of the other named
+  families drawn per call, ``cutout`` last — per image, or one draw for the whole batch (``shared``).
+  Each family is the same transformation with the same magnitudes as in DSA.
 
 All randomness comes from an explicit ``torch.Generator``. ``affine_grid``/``grid_sample`` use
 ``align_corners=False``, the default of every torch release since 1.3 and hence what the reference code
@@ -176,3 +180,22 @@ def dsa_siamese(batches: Sequence[Tensor], strategy: str, generator: torch.Gener
 
 
 Augmenter = Callable[[Tensor, torch.Generator], Tensor]
+
+
+CHAIN_ALWAYS = ("flip", "color")
+
+
+def diffaug(x: Tensor, strategy: str, generator: torch.Generator, shared: bool = False,
+            p: DSAParams = DSA_PARAMS) -> Tensor:
+    """DiM's DiffAug chain: flip, colour, one drawn family of the rest, cutout; ``shared``: one draw per batch."""
+    families = parse_strategy(strategy)
+    n, h, w = (1 if shared else x.shape[0]), x.shape[2], x.shape[3]
+    chosen = [f for f in CHAIN_ALWAYS if f in families]
+    single = [f for f in families if f not in (*CHAIN_ALWAYS, "cutout")]
+    if single:
+        chosen.append(single[int(_randint(0, len(single), 1, generator).item())])
+    if "cutout" in families:
+        chosen.append("cutout")
+    for family in chosen:
+        x = apply(family, x, draw(family, n, h, w, generator, p), p)
+    return x.contiguous()

@@ -6,6 +6,10 @@ minibatches with DSA applied per batch, decays the learning rate once (restartin
 reference's rebuilt optimizer does), and reports top-1 accuracy of the last epoch on the whole test set.
 Nothing is selected on the test set.
 
+A set distilled in ZCA-whitened space (MTT on CIFAR) carries the eval hint ``{"zca": {"eps": ...}}``; the
+real test set is then whitened with the fit of the same real training split (:mod:`benchmark.zca`), as the
+reference does, and the record says so under ``preprocessing``.
+
 Performance shape (see DESIGN §4): the training set and the test set stay on the device as tensors (no
 DataLoader), augmentation is one batched call per minibatch, and the K seeds run in a plain loop, which
 beats vmap ensembling on CPU.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +33,9 @@ from benchmark.errors import BenchmarkError
 from benchmark.models import build_model
 from benchmark.protocol import EvalProtocol
 from benchmark.seeding import derive_seed, generator
+from benchmark.zca import WhitenedImages, dataset_zca
 
-SPECIAL_HINTS = ("whole_dataset",)
+SPECIAL_HINTS = ("whole_dataset", "zca")  # hints about the data, not protocol values
 
 
 @dataclass
@@ -60,6 +66,19 @@ def effective_protocol(protocol: EvalProtocol, training_set: TrainingSet) -> tup
     protocol = protocol.overridden(hints)
     whole = bool(training_set.eval_hints.get("whole_dataset"))
     return protocol, protocol.full_data_epochs if whole else protocol.epochs
+
+
+def preprocessed_test_set(training_set: TrainingSet, test: LabelledImages, train: LabelledImages | None,
+                          cache_dir: Path | None, device: torch.device) -> tuple[LabelledImages, dict]:
+    """The test set in the input space of ``training_set`` (whitened if its hints say so) and what was done."""
+    hint = training_set.eval_hints.get("zca")
+    if hint is None:
+        return test, {}
+    if train is None or cache_dir is None:
+        raise BenchmarkError("this training set is ZCA-whitened; evaluating it needs the real training split and a "
+                             "cache directory to fit the same whitening for the test set")
+    zca = dataset_zca(train, float(hint["eps"]), cache_dir, device)
+    return WhitenedImages(test, zca), {"zca": dict(hint)}
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -108,10 +127,15 @@ def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int) -> floa
 
 
 def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec, arch: str, protocol: EvalProtocol,
-             seeds: list[int], device: torch.device, model_kwargs: dict | None = None) -> EvalResult:
-    """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``; ``model_kwargs``
-    reach the architecture's builder (a NAS candidate's width, depth, norm, activation, pooling)."""
+             seeds: list[int], device: torch.device, model_kwargs: dict | None = None,
+             train: LabelledImages | None = None, cache_dir: Path | None = None) -> EvalResult:
+    """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``.
+
+    ``model_kwargs`` reach the architecture's builder (a NAS candidate's width, depth, norm, activation,
+    pooling); ``train`` and ``cache_dir`` are needed only for sets whose hints ask for input preprocessing
+    (ZCA)."""
     training_set.validate(spec)
+    test, preprocessing = preprocessed_test_set(training_set, test, train, cache_dir, device)
     protocol, epochs = effective_protocol(protocol, training_set)
     strategy = strategy_for(spec, protocol.dsa_strategy)
     accuracies, train_s, test_s, losses = [], 0.0, 0.0, []
@@ -126,4 +150,5 @@ def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec,
         test_s += time.perf_counter() - start
     return EvalResult(accuracies=accuracies, seeds=list(seeds), protocol=protocol.as_record(), train_seconds=train_s,
                       test_seconds=test_s, epochs=epochs, train_images=len(training_set),
-                      extra={"final_train_loss": losses, "dsa_strategy": strategy})
+                      extra={"final_train_loss": losses, "dsa_strategy": strategy,
+                             **({"preprocessing": preprocessing} if preprocessing else {})})

@@ -124,7 +124,8 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
         training_set = artifact.synthesize(cell.ipc or 0, cell.distill.seed)
         sample_seconds = time.perf_counter() - start
         result = evaluate(training_set, dataset.test, dataset.spec, cell.arch, EvalProtocol(**cell.protocol),
-                          network_seeds(cell), device, cell.model_kwargs)
+                          network_seeds(cell), device, cell.model_kwargs, train=dataset.train,
+                          cache_dir=store.cache_dir)
     return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
                        "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
                        "train_images": result.train_images, "test_images": len(dataset.test),
