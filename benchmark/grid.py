@@ -15,6 +15,7 @@ A grid file holds these keys (only ``datasets`` and ``methods`` are required)::
     imagenet1k-64 = [1, 10]
     [hparams.d2m]                 # hyper-parameter overrides per method
     temperature = 4.0
+    skip_unsupported = true       # drop (and list) what a method's check() refuses instead of failing
     [sweep]                       # hyper-parameter axes: every value becomes its own cells
     "d2m.temperature" = [1.0, 2.0, 4.0, 8.0]
 
@@ -38,7 +39,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 GRID_KEYS = ("description", "protocol", "budget", "datasets", "methods", "ipc", "archs", "seeds", "ipc_by_dataset",
-             "hparams", "sweep", "max_iterations", "models")
+             "hparams", "sweep", "max_iterations", "models", "skip_unsupported")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Grid:
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     max_iterations: int | None = None
     models: int | None = None
+    skip_unsupported: bool = False
 
     def ipcs_for(self, dataset: str) -> tuple[int, ...]:
         return self.ipc_by_dataset.get(dataset, self.ipc)
@@ -100,6 +102,10 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
             if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 1:
                 raise invalid_value(f"grid {source}: {key}", data[key], "a positive integer")
             kw[key] = data[key]
+    if "skip_unsupported" in data:
+        if not isinstance(data["skip_unsupported"], bool):
+            raise invalid_value(f"grid {source}: skip_unsupported", data["skip_unsupported"], "true or false")
+        kw["skip_unsupported"] = data["skip_unsupported"]
     if "ipc_by_dataset" in data:
         kw["ipc_by_dataset"] = {d: _tuple_of(f"ipc_by_dataset.{d}", v, int, source)
                                 for d, v in dict(data["ipc_by_dataset"]).items()}
