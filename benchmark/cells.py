@@ -17,14 +17,17 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from benchmark.data import dataset_spec
-from benchmark.distiller import get_distiller
+from benchmark.data import DatasetSpec, dataset_spec
+from benchmark.distiller import Distiller, get_distiller
 from benchmark.errors import BenchmarkError
 from benchmark.grid import Grid
 from benchmark.models import MODELS
 from benchmark.protocol import get_protocol
+
+if TYPE_CHECKING:
+    from benchmark.store import ResultsStore
 
 # Bump when a change to the harness changes results, so old records are not mixed with new ones.
 RESULTS_VERSION = "1"
@@ -93,15 +96,43 @@ class EvalCell:
 
 @dataclass
 class Plan:
-    """The cells of a grid, stage by stage: every cell of ``eval_cells`` (evaluations, or their subclasses
-    such as NAS cells) needs only records of ``distill_cells``."""
+    """The cells of a grid as a two-layer DAG: each evaluation cell (or subclass, such as a NAS cell) has
+    one edge, to ``cell.distill``.
+
+    ``unsupported`` lists the (dataset, method, IPC) combinations a ``skip_unsupported`` grid dropped
+    because the method's ``check`` refused them, with the reason.
+    """
 
     grid: Grid
     distill_cells: list[DistillCell]
     eval_cells: list[EvalCell]
+    unsupported: list[str] = field(default_factory=list)
 
-    def stages(self) -> list[list]:
-        return [self.distill_cells, self.eval_cells]
+    def stages(self) -> list[tuple[str, list[DistillCell] | list[EvalCell]]]:
+        """The layers in dependency order; a backend that runs them one after the other respects every edge."""
+        return [("distill", self.distill_cells), ("eval", self.eval_cells)]
+
+    def groups(self) -> list[tuple[DistillCell, list[EvalCell]]]:
+        """Each distillation with the evaluations that depend on it (the DAG's connected components)."""
+        downstream: dict[str, list[EvalCell]] = {c.key: [] for c in self.distill_cells}
+        for cell in self.eval_cells:
+            downstream[cell.distill.key].append(cell)
+        return [(cell, downstream[cell.key]) for cell in self.distill_cells]
+
+    def pending(self, store: ResultsStore) -> Plan:
+        """The cells that have no record yet (failed cells are pending: a rerun retries them). Each cell's
+        record lives in its own ``stage`` folder (NAS cells are evaluation cells of stage ``nas``)."""
+        done = {stage: store.done_keys(stage) for stage in {c.stage for _, cells in self.stages() for c in cells}}
+        return dataclasses.replace(self, distill_cells=[c for c in self.distill_cells if c.key not in done[c.stage]],
+                                   eval_cells=[c for c in self.eval_cells if c.key not in done[c.stage]])
+
+    def restricted(self, distill_keys: set[str]) -> Plan:
+        """The sub-plan of the given distillations and their evaluations."""
+        return dataclasses.replace(self, distill_cells=[c for c in self.distill_cells if c.key in distill_keys],
+                                   eval_cells=[c for c in self.eval_cells if c.distill.key in distill_keys])
+
+    def __len__(self) -> int:
+        return len(self.distill_cells) + len(self.eval_cells)
 
 
 def sweep_variants(grid: Grid, method: str) -> list[dict[str, Any]]:
@@ -124,6 +155,10 @@ def expand(grid: Grid) -> Plan:
     protocol = (protocol.overridden({"models": grid.models}) if grid.models else protocol).as_record()
     for arch in grid.archs:
         MODELS.get(arch)
+    for dataset in grid.ipc_by_dataset:  # a misspelt name would otherwise be silently ignored
+        dataset_spec(dataset)
+    for method in grid.hparams:
+        get_distiller(method)
     for axis in grid.sweep:
         if axis.split(".", 1)[0] not in grid.methods:
             raise BenchmarkError(f"sweep axis '{axis}' names a method that is not in the grid's methods "
@@ -131,13 +166,14 @@ def expand(grid: Grid) -> Plan:
     eval_seeds = tuple(range(protocol["models"]))
     distill_cells: list[DistillCell] = []
     eval_cells: list[EvalCell] = []
+    unsupported: list[str] = []
     for dataset in grid.datasets:
         spec = dataset_spec(dataset)
         for method in grid.methods:
             distiller = get_distiller(method)
-            ipcs = grid.ipcs_for(dataset)
-            for ipc in ipcs:
-                distiller.check(spec, ipc)
+            ipcs = servable_ipcs(grid, distiller, dataset, spec, unsupported)
+            if not ipcs:
+                continue
             distill_ipcs: list[int | None] = [None] if distiller.serves_any_ipc else list(ipcs)
             eval_ipcs: list[int | None] = [None] if distiller.ipc_independent else list(ipcs)
             for overrides in sweep_variants(grid, method):
@@ -150,7 +186,24 @@ def expand(grid: Grid) -> Plan:
                         served = eval_ipcs if distill_ipc is None else [distill_ipc]
                         for ipc, arch in itertools.product(served, grid.archs):
                             eval_cells.append(EvalCell(cell, ipc, arch, protocol, eval_seeds))
-    return Plan(grid, dedupe(distill_cells), dedupe(eval_cells))
+    return Plan(grid, dedupe(distill_cells), dedupe(eval_cells), unsupported)
+
+
+def servable_ipcs(grid: Grid, distiller: Distiller, dataset: str, spec: DatasetSpec,
+                  unsupported: list[str]) -> tuple[int, ...]:
+    """The grid's IPCs for this dataset that the method accepts. A refusal is an error, unless the grid says
+    ``skip_unsupported`` (the ``full`` grid: every method on every dataset it can serve), which records it."""
+    served = []
+    for ipc in grid.ipcs_for(dataset):
+        try:
+            distiller.check(spec, ipc)
+        except BenchmarkError as refusal:
+            if not grid.skip_unsupported:
+                raise
+            unsupported.append(f"{distiller.name} {dataset} ipc={ipc}: {refusal}")
+            continue
+        served.append(ipc)
+    return tuple(served)
 
 
 def dedupe(cells: list) -> list:

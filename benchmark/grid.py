@@ -13,6 +13,7 @@ A grid file holds these keys (only ``datasets`` and ``methods`` are required)::
     models = 1                    # optional: evaluation networks per artifact, replacing the protocol's
     sweep_mode = "product"        # sweep axes multiply; "one-at-a-time": each axis varies alone while the
                                   # others keep their defaults (a sensitivity study, the D2M paper's Fig. 4)
+    skip_unsupported = true       # drop (and list) what a method's check() refuses instead of failing
     [ipc_by_dataset]              # replaces ``ipc`` for some datasets (ImageNet-1K stops at 10)
     imagenet1k-64 = [1, 10]
     [hparams.d2m]                 # hyper-parameter overrides per method
@@ -41,7 +42,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 GRID_KEYS = ("description", "protocol", "budget", "datasets", "methods", "ipc", "archs", "seeds", "ipc_by_dataset",
-             "hparams", "sweep", "sweep_mode", "max_iterations", "models")
+             "hparams", "sweep", "sweep_mode", "max_iterations", "models", "skip_unsupported")
 SWEEP_MODES = ("product", "one-at-a-time")
 
 
@@ -64,6 +65,7 @@ class Grid:
     sweep_mode: str = "product"
     max_iterations: int | None = None
     models: int | None = None
+    skip_unsupported: bool = False
 
     def ipcs_for(self, dataset: str) -> tuple[int, ...]:
         return self.ipc_by_dataset.get(dataset, self.ipc)
@@ -105,6 +107,10 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
             if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 1:
                 raise invalid_value(f"grid {source}: {key}", data[key], "a positive integer")
             kw[key] = data[key]
+    if "skip_unsupported" in data:
+        if not isinstance(data["skip_unsupported"], bool):
+            raise invalid_value(f"grid {source}: skip_unsupported", data["skip_unsupported"], "true or false")
+        kw["skip_unsupported"] = data["skip_unsupported"]
     if "ipc_by_dataset" in data:
         kw["ipc_by_dataset"] = {d: _tuple_of(f"ipc_by_dataset.{d}", v, int, source)
                                 for d, v in dict(data["ipc_by_dataset"]).items()}

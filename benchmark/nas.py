@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from benchmark.backends import BACKENDS, backend_module
 from benchmark.cells import EvalCell, Plan, expand
 from benchmark.cli import comma_list, default_threads, guarded
 from benchmark.data import DataOptions
@@ -167,13 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboard at the end")
+    for name in BACKENDS:
+        backend_module(name).add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from benchmark.leaderboard import write_reports
     from benchmark.reports.nas import nas_markdown
-    from benchmark.run import BACKENDS, DATA_ROOT_ENV, run_plan
+    from benchmark.run import DATA_ROOT_ENV, run_plan
     from benchmark.runner import RunContext
     from benchmark.store import ResultsStore
 
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         a = build_parser().parse_args(argv)
         if a.backend not in BACKENDS:
             raise invalid_value("--backend", a.backend, f"one of {', '.join(BACKENDS)}")
+        backend_options = backend_module(a.backend).options(a)
         threads = a.threads if a.threads is not None else default_threads()
         if threads < 1:
             raise invalid_value("--threads", threads, "a positive integer")
@@ -196,9 +200,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(plan.distill_cells)} distillations (reused when already in {a.results})", flush=True)
         if a.dry_run:
             return 0
-        ResultsStore(a.results).ensure_writable()
-        summary = run_plan(plan, ctx, a.backend, show_progress=not a.no_progress)
-        print(f"cells: {summary.done} run, {summary.skipped} already done, {len(summary.failed)} failed")
+        summary = run_plan(plan, ctx, a.backend, backend_options)
+        print(summary.line())
         print(nas_markdown(ResultsStore(a.results)))
         if not a.no_report:
             write_reports(Path(a.results))

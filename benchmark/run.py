@@ -4,7 +4,10 @@ Examples::
 
     python -m benchmark.run --grid smoke
     python -m benchmark.run --grid smoke --datasets npz:my.npz --methods random,herding --ipc 10
-    python -m benchmark.run --grid paper --dry-run
+    python -m benchmark.run --grid full --dry-run
+    python -m benchmark.run --grid full --backend slurm --slurm-partition gpu --slurm-gpus 1 --no-wait
+    python -m benchmark.run --grid full --backend ray --ray-address head-node:6379
+    python -m benchmark.run --grid full --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT   # slurm/shard.sbatch
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.backends.local import RunSummary, pending, run_local
+from benchmark.backends import BACKENDS, RunSummary, backend_module
 from benchmark.cells import Plan, expand
 from benchmark.cli import comma_list, default_threads, guarded
+from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.errors import invalid_value
@@ -27,9 +31,9 @@ from benchmark.grid import load_grid
 from benchmark.leaderboard import write_reports
 from benchmark.protocol import get_protocol
 from benchmark.runner import RunContext
+from benchmark.shards import parse_shard, shard_plan
 from benchmark.store import ResultsStore
 
-BACKENDS = ("local",)
 DATA_ROOT_ENV = "D2M_BENCH_DATA"
 
 
@@ -47,6 +51,8 @@ class RunOptions:
     progress: bool
     threads: int
     report: bool
+    shard: tuple[int, int] | None
+    backend_options: object
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboard at the end")
+    p.add_argument("--shard", help="run only share I of N of the grid (I/N, 0 <= I < N), e.g. one per SLURM array "
+                                   "task; a shard runs its distillations, then their evaluations")
+    for name in BACKENDS:
+        backend_module(name).add_arguments(p)
     return p
 
 
@@ -73,6 +83,7 @@ def parse_options(argv: list[str] | None) -> RunOptions:
     a = build_parser().parse_args(argv)
     if a.backend not in BACKENDS:
         raise invalid_value("--backend", a.backend, f"one of {', '.join(BACKENDS)}")
+    backend_options = backend_module(a.backend).options(a)
     threads = a.threads if a.threads is not None else default_threads()
     if threads < 1:
         raise invalid_value("--threads", threads, "a positive integer")
@@ -81,30 +92,45 @@ def parse_options(argv: list[str] | None) -> RunOptions:
             "seeds": comma_list("--seeds", a.seeds, int)}
     return RunOptions(grid=a.grid, backend=a.backend, results=Path(a.results), device=a.device,
                       data=DataOptions(Path(a.data_root), a.download, str(resolve_device(a.device))), axes=axes,
-                      dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report)
+                      dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
+                      shard=parse_shard(a.shard) if a.shard else None, backend_options=backend_options)
 
 
-def describe_plan(plan: Plan, ctx: RunContext) -> str:
-    distill, evals = pending(plan, ctx)
+def describe_plan(plan: Plan, ctx: RunContext, device: str) -> str:
+    """The plan, stage by stage: cells, cells already done, and the estimated device-hours left."""
+    todo = plan.pending(ctx.store)
+    left = estimate(todo)
     protocol = get_protocol(plan.grid.protocol)
-    return "\n".join([
+    on = f"on a GPU assumed {GPU_SPEEDUP:g}x the 2-core reference CPU" if device == "cuda" else \
+        "on the 2-core reference CPU"
+    lines = [
         f"grid {plan.grid.name}: {plan.grid.description}",
         f"  datasets={','.join(plan.grid.datasets)} methods={','.join(plan.grid.methods)} "
         f"ipc={','.join(map(str, plan.grid.ipc))} archs={','.join(plan.grid.archs)} "
         f"seeds={','.join(map(str, plan.grid.seeds))} budget={plan.grid.budget}",
         f"  protocol {protocol.name}: {protocol.description}"
         + (f" [networks per artifact: {plan.grid.models}]" if plan.grid.models else ""),
-        f"  stage distill: {len(plan.distill_cells)} cells, {len(plan.distill_cells) - len(distill)} already done",
-        f"  stage eval:    {len(plan.eval_cells)} cells, {len(plan.eval_cells) - len(evals)} already done",
-    ])
+    ]
+    for (stage, cells), (_, pending) in zip(plan.stages(), todo.stages(), strict=True):
+        lines.append(f"  stage {stage + ':':8} {len(cells)} cells, {len(cells) - len(pending)} already done, "
+                     f"~{format_hours(left[stage].hours(device))} to go")
+    uncalibrated = left["distill"].uncalibrated
+    lines.append(f"  (an estimate {on}, from benchmark/cost_model.py; records keep the measured cost"
+                 + (f"; uncalibrated methods costed like DM: {', '.join(sorted(uncalibrated))}" if uncalibrated else "")
+                 + ")")
+    if plan.unsupported:
+        lines.append(f"  not served ({len(plan.unsupported)}, skip_unsupported): " + "; ".join(plan.unsupported[:5])
+                     + (" ..." if len(plan.unsupported) > 5 else ""))
+    return "\n".join(lines)
 
 
-def run_plan(plan: Plan, ctx: RunContext, backend: str, show_progress: bool) -> RunSummary:
-    """Run every stage of ``plan`` on ``backend``: the one place a command hands cells to a backend
-    (``benchmark.run`` and ``benchmark.nas`` both come through here)."""
-    if backend not in BACKENDS:
-        raise invalid_value("--backend", backend, f"one of {', '.join(BACKENDS)}")
-    return run_local(plan, ctx, show_progress=show_progress)
+def run_plan(plan: Plan, ctx: RunContext, backend: str, backend_options: object) -> RunSummary:
+    """Check the backend can run, then run every stage of ``plan`` on it: the one place a command hands
+    cells to a backend (``benchmark.run`` and ``benchmark.nas`` both come through here)."""
+    module = backend_module(backend)
+    module.preflight(backend_options)
+    ResultsStore(ctx.results).ensure_writable()
+    return module.run(plan, ctx, backend_options)
 
 
 def report_failures(summary: RunSummary) -> None:
@@ -121,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(options.threads)
         grid = load_grid(options.grid).with_axes(**options.axes)
         plan = expand(grid)
+        if options.shard:
+            whole = len(plan)
+            plan = shard_plan(plan, *options.shard)
+            print(f"shard {options.shard[0]}/{options.shard[1]}: {len(plan)} of the grid's {whole} cells "
+                  "(whole distillations with their evaluations)")
         ctx = RunContext(results=options.results, data=options.data, device=options.device, progress=options.progress)
+        device = options.data.device.split(":")[0]
         if options.dry_run:
-            print(describe_plan(plan, ctx))
+            print(describe_plan(plan, ctx, device))
             return 0
-        ResultsStore(options.results).ensure_writable()
-        print(describe_plan(plan, ctx), flush=True)
-        summary = run_plan(plan, ctx, options.backend, show_progress=options.progress)
-        print(f"\ncells: {summary.done} run, {summary.skipped} already done, {len(summary.failed)} failed")
+        print(describe_plan(plan, ctx, device), flush=True)
+        summary = run_plan(plan, ctx, options.backend, options.backend_options)
+        print(f"\n{summary.line()}")
         if options.report:
             print(write_reports(options.results))
         report_failures(summary)

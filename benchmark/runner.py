@@ -1,9 +1,11 @@
 """Run one cell in this process: distil and store an artifact, or evaluate one and store the accuracies.
 
 Both functions are what every backend calls (locally, inside a Ray trial, or in a SLURM job), so a
-record is the same whichever backend produced it. A cell whose record exists is skipped; a failing cell
-writes a failure record (one-line reason plus the traceback) and never raises, so the grid goes on;
-an interrupted cell writes nothing.
+record is the same whichever backend produced it. A cell whose record exists is skipped; a cell that
+another live process is computing (its lock is held) is left to it ("busy"); a failing cell writes a
+failure record (one-line reason plus the traceback) and never raises, so the grid goes on; an
+interrupted cell writes nothing. An evaluation waits for its distillation's lock, so it never reads an
+artifact that a concurrent run is still producing.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class CellOutcome:
     key: str
     stage: str
     label: str
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "busy" (another process holds it) or "failed"
     message: str = ""
     record: dict[str, Any] | None = None
 
@@ -71,6 +73,16 @@ def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
     store, key = ctx.store, cell.key
     if store.has(stage, key):
         return CellOutcome(key, stage, cell.label(), "skipped")
+    with store.claim(key) as mine:
+        if not mine:
+            return CellOutcome(key, stage, cell.label(), "busy")
+        if store.has(stage, key):  # finished by another run between the first look and the claim
+            return CellOutcome(key, stage, cell.label(), "skipped")
+        return run_claimed(cell, stage, ctx)
+
+
+def run_claimed(cell: DistillCell | EvalCell, stage: str, ctx: RunContext) -> CellOutcome:
+    store, key = ctx.store, cell.key
     started = now()
     device = torch.device("cpu")
     try:
@@ -87,6 +99,16 @@ def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
               "finished": now(), "provenance": provenance(device)}
     store.write_record(stage, key, record)
     return CellOutcome(key, stage, cell.label(), "done", record=record)
+
+
+def record_lost(cell: DistillCell | EvalCell, ctx: RunContext, error: str) -> CellOutcome:
+    """A failure record for a cell whose worker died (killed, out of memory, node lost) before it could
+    write one itself; skipped if the cell has a record after all."""
+    stage = "distill" if isinstance(cell, DistillCell) else "eval"
+    failure = {"key": cell.key, "stage": stage, "label": cell.label(), "config": cell.config(), "status": "failed",
+               "error": error, "traceback": "", "finished": now()}
+    ctx.store.write_failure(cell.key, failure)
+    return CellOutcome(cell.key, stage, cell.label(), "failed", error, failure)
 
 
 def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
@@ -115,6 +137,8 @@ def network_seeds(cell: EvalCell) -> list[int]:
 
 def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
     upstream = cell.distill.key
+    with store.claim(upstream, wait=True):  # a concurrent run may be distilling it right now
+        pass
     if not store.has("distill", upstream):
         raise BenchmarkError(f"its distillation ({cell.distill.label()}) has no record: it failed or has not run")
     dataset = load_dataset(cell.distill.dataset, ctx.data)

@@ -8,19 +8,28 @@ Layout under the results directory::
     artifacts/<key>/             what a distillation produced (``artifact.json`` + the method's files)
     cache/                       reusable intermediate products (feature nets, pre-trained generators, ...)
     work/<key>/                  checkpoints of a distillation in progress (resume after a kill)
+    locks/<key>.lock             advisory locks: the cell is being computed by a live process
+    logs/                        SLURM job output and Ray Tune experiment state
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run
 leaves either the whole record or nothing. A record's file name is its key: two runs finishing the same
 cell write the same name, and a rerun skips every key that has a record.
+
+Two runs on one directory (two shells, overlapping SLURM arrays, a rerun while a ``--no-wait`` grid is
+still queued) also stay correct without the locks; the locks only keep them from computing the same cell
+twice: a cell claimed by a live process is left to it (``flock``, released by the kernel when that
+process dies, even by ``kill -9``). Where the file system offers no ``flock``, cells proceed unlocked.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,18 +107,51 @@ class ResultsStore:
                 continue
 
     def write_failure(self, key: str, record: dict[str, Any]) -> None:
+        """Record a failure, unless the cell has a record (a concurrent run finished it meanwhile)."""
+        if any(self.has(stage, key) for stage in STAGES):
+            return
         atomic_write_text(self.root / "failures" / f"{key}.json", json.dumps(record, indent=1, sort_keys=True,
                                                                              default=str))
 
+    def read_failure(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.root / "failures" / f"{key}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
     def failures(self) -> list[dict[str, Any]]:
+        """The current failures: a failure is stale once its cell has a record (a concurrent run or a
+        worker on a lagging network file system may have written it after the record)."""
         folder = self.root / "failures"
+        done = set().union(*(self.done_keys(stage) for stage in STAGES))
         out = []
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if path.stem in done:
+                continue
             try:
                 out.append(json.loads(path.read_text()))
             except (OSError, json.JSONDecodeError):
                 continue
         return out
+
+    # --- locks --------------------------------------------------------------------------------------------
+    @contextmanager
+    def claim(self, key: str, wait: bool = False) -> Iterator[bool]:
+        """Hold the cell's lock; yields False at once if another live process holds it (unless ``wait``)."""
+        path = self.root / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            except OSError:  # no flock on this file system: atomic, idempotent records still keep it correct
+                pass
+            yield True
+        finally:
+            os.close(fd)
 
     # --- artifacts ------------------------------------------------------------------------------------
     def artifact_dir(self, key: str) -> Path:
@@ -123,10 +165,12 @@ class ResultsStore:
         try:
             artifact.save(tmp)
             (tmp / "artifact.json").write_text(json.dumps({"class": artifact_class_path(artifact)}))
-            if final.exists():
-                shutil.rmtree(tmp)
-            else:
+            try:
                 os.replace(tmp, final)
+            except OSError:  # a concurrent run renamed its (identical) copy into place first
+                if not (final / "artifact.json").is_file():
+                    raise
+                shutil.rmtree(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

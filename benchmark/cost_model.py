@@ -1,0 +1,190 @@
+"""A rough cost model, so that ``--dry-run`` can say what a grid will cost before anything is submitted.
+
+Every figure is an **estimate** in seconds on the *reference device*: the project's 2-core AMD EPYC box,
+torch using both threads. The actual cost of each finished cell is measured and kept in its record.
+
+Unit costs, per image and per pixel (costs scale with H×W: ConvNet fwd+bwd on 256 images is 0.561 s at
+28×28 and 0.908 s at 32×32, ../shared/notes/infra.md §3, i.e. 2.8 and 3.5 µs per image-pixel):
+
+* ``TRAIN_PIXEL`` 3.6e-6 s: one SGD step of a ConvNet with DSA augmentation, per image-pixel — the
+  reference ``evaluate_synset`` took 0.284 s per epoch of 100 MNIST images on 2 threads
+  (../shared/notes/reference-runs.md §1).
+* ``TEST_PIXEL`` 1.4e-6 s: a forward pass in inference mode (10,000 MNIST test images in 10.7 s, infra §3).
+* ``REAL_PIXEL`` 1.6e-6 s: a DM-style augmented forward pass of real images whose features are matched
+  (DM at IPC 10 on MNIST: 3.19 s per iteration of 10 × 256 real images on 2 threads, reference-runs §2).
+* ``STEP_OVERHEAD`` 5e-3 s per optimizer step (a fit of 10- and 100-image steps on the 8×8 digits).
+
+Architectures other than ConvNet cost ``ARCH_FACTOR`` times as much per image (fwd+bwd, 64 CIFAR-10
+images, one thread, measured once here while the box was shared — ±30 %).
+
+Methods: iterations per budget and image passes per iteration follow the reference repositories'
+defaults (named per row). A method whose resolved hyper-parameters have an ``iterations`` field is
+costed with that value instead. Methods missing from the table (third-party plugins) are costed like DM
+and flagged ``uncalibrated``. Costs shared by all the cells of one (method, dataset) — MTT's expert
+trajectories, a generator's pre-training — are counted once per stage.
+
+On a GPU, divide by the card's speed-up over these two cores; ``GPU_SPEEDUP`` is an **assumption**
+(not measured here: no GPU on the reference box).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from benchmark.cells import DistillCell, EvalCell, Plan
+from benchmark.data import dataset_spec
+from benchmark.data.spec import DatasetSpec
+from benchmark.distiller import get_distiller
+
+TRAIN_PIXEL = 3.6e-6
+TEST_PIXEL = 1.4e-6
+REAL_PIXEL = 1.6e-6
+STEP_OVERHEAD = 5e-3
+BATCH = 256
+NOMINAL_IPC = 10  # the IPC at which a generator method's (IPC-free) distillation is costed
+GPU_SPEEDUP = 50.0  # assumption, see the module docstring
+
+ARCH_FACTOR = {"alexnet": 1.9, "vgg11": 1.8, "vgg11_bn": 1.8, "resnet18": 6.3, "resnet18_bn": 6.3,
+               "resnet18_ap": 6.3, "vit": 3.1}
+
+
+def dc_loops(ipc: int) -> tuple[int, int]:
+    """(outer_loop, inner_loop) of DC/DSA, VICO-UoE/DatasetCondensation ``utils.py::get_loops``."""
+    table = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+    return table.get(ipc, (ipc, max(1, 500 // ipc)))
+
+
+def gradient_matching(ipc: int, classes: int) -> float:
+    """DC: per outer loop, per class, 256 real + the synthetic images through a create_graph backward
+    (counted twice), then ``inner_loop`` epochs of network training on the synthetic set."""
+    outer, inner = dc_loops(ipc)
+    return outer * classes * (BATCH + 2 * ipc) + outer * inner * ipc * classes
+
+
+def distribution_matching(real_per_class: int, attention: float = 1.0) -> Callable[[int, int], float]:
+    """DM/DataDAM: per class, an augmented real batch (forward only, ~0.45 of a training pass) and the
+    synthetic images (fwd+bwd); ``attention`` scales for DataDAM's attention maps."""
+    return lambda ipc, classes: attention * classes * (real_per_class * REAL_PIXEL / TRAIN_PIXEL + ipc)
+
+
+def trajectory_matching(syn_steps: int) -> Callable[[int, int], float]:
+    """MTT: ``syn_steps`` student steps on the synthetic set, back-propagated through (×3)."""
+    return lambda ipc, classes: 3 * syn_steps * min(ipc * classes, BATCH)
+
+
+@dataclass(frozen=True)
+class MethodCost:
+    """How a method spends compute: iterations per budget, image passes per iteration, shared set-up."""
+
+    iterations: dict[str, int]
+    passes: Callable[[int, int], float]  # (ipc, classes) → training image-passes per iteration
+    setup_epochs: float = 0.0  # training epochs over the real data, once per (method, dataset), cached
+    per_cell_epochs: float = 0.0  # training epochs over the real data in every cell (feature nets)
+    source: str = ""
+
+
+def no_passes(ipc: int, classes: int) -> float:
+    return 0.0
+
+
+METHOD_COSTS: dict[str, MethodCost] = {
+    "random": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="sampling only"),
+    "full": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="nothing to distil"),
+    "herding": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=5.4,
+                          source="baselines/coresets.py: feature net 5 epochs + one embedding pass"),
+    "kcenter": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=5.4,
+                          source="baselines/coresets.py: feature net 5 epochs + one embedding pass"),
+    "dc": MethodCost({"paper": 1000, "cpu-small": 20}, gradient_matching,
+                     source="DatasetCondensation main.py: Iteration 1000, batch_real 256, get_loops"),
+    "dsa": MethodCost({"paper": 1000, "cpu-small": 20}, lambda ipc, k: 1.1 * gradient_matching(ipc, k),
+                      source="DatasetCondensation main.py --method DSA: as DC, plus siamese augmentation"),
+    "dm": MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(256),
+                     source="DatasetCondensation main_DM.py: Iteration 20000, batch_real 256"),
+    "datadam": MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(64, attention=1.3),
+                          source="DataDAM main_DataDAM.py: Iteration 20000, batch_real 64"),
+    "mtt": MethodCost({"paper": 5000, "cpu-small": 50}, trajectory_matching(20), setup_epochs=100 * 50,
+                      source="mtt-distillation distill.py: Iteration 5000, syn_steps 20; buffer.py: "
+                             "100 experts × 50 epochs"),
+    "dim": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=150 * 3,
+                      source="DiM gen_condense.py: 150 epochs of GAN + matching (≈3 passes per image)"),
+    "d2m": MethodCost({"paper": 5000, "cpu-small": 100}, lambda ipc, k: k * (64 * REAL_PIXEL / TRAIN_PIXEL + 2 * 64),
+                      setup_epochs=100 * 2,
+                      source="assumption (DESIGN §5): GAN pre-training 100 epochs (G+D ≈ 2 passes), then "
+                             "DM-style matching of 64 real vs 64 generated images per class"),
+}
+UNCALIBRATED = MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(256), source="costed like DM")
+
+
+def method_cost(method: str) -> MethodCost:
+    return METHOD_COSTS.get(method, UNCALIBRATED)
+
+
+def pixels(spec: DatasetSpec) -> int:
+    return spec.resolution * spec.resolution
+
+
+def epoch_seconds(spec: DatasetSpec, images: int, factor: float = 1.0) -> float:
+    """One training epoch over ``images`` images in batches of 256."""
+    return images * pixels(spec) * TRAIN_PIXEL * factor + math.ceil(images / BATCH) * STEP_OVERHEAD
+
+
+def train_images(spec: DatasetSpec) -> int:
+    return spec.train_size or 50_000
+
+
+def distill_seconds(cell: DistillCell) -> float:
+    """Estimated seconds of one distillation cell, without the shared set-up (see :func:`setup_seconds`)."""
+    spec = dataset_spec(cell.dataset)
+    cost = method_cost(cell.method)
+    iterations = cell.hparams.get("iterations", cost.iterations.get(cell.budget, cost.iterations["paper"]))
+    if cell.max_iterations:
+        iterations = min(iterations, cell.max_iterations)
+    ipc = cell.ipc or NOMINAL_IPC
+    per_iteration = cost.passes(ipc, spec.num_classes) * pixels(spec) * TRAIN_PIXEL
+    return iterations * per_iteration + cost.per_cell_epochs * epoch_seconds(spec, train_images(spec))
+
+
+def setup_seconds(method: str, dataset: str) -> float:
+    """Estimated seconds of what one (method, dataset) computes once and caches for all its cells."""
+    spec = dataset_spec(dataset)
+    return method_cost(method).setup_epochs * epoch_seconds(spec, train_images(spec))
+
+
+def eval_seconds(cell: EvalCell) -> float:
+    """Estimated seconds to train and test the protocol's networks on one artifact at one IPC."""
+    spec = dataset_spec(cell.distill.dataset)
+    protocol, factor = cell.protocol, ARCH_FACTOR.get(cell.arch, 1.0)
+    if get_distiller(cell.distill.method).ipc_independent:
+        images, epochs = train_images(spec), protocol["full_data_epochs"]
+    else:
+        images, epochs = (cell.ipc or NOMINAL_IPC) * spec.num_classes, protocol["epochs"]
+    test = (spec.test_size or 10_000) * pixels(spec) * TEST_PIXEL * factor
+    return protocol["models"] * (epochs * epoch_seconds(spec, images, factor) + test)
+
+
+@dataclass
+class StageEstimate:
+    cells: int
+    seconds: float
+    uncalibrated: set[str] = field(default_factory=set)
+
+    def hours(self, device: str = "cpu") -> float:
+        return self.seconds / 3600 / (GPU_SPEEDUP if device == "cuda" else 1.0)
+
+
+def format_hours(hours: float) -> str:
+    """``0.05`` → ``3 device-min``, ``12.3`` → ``12.3 device-h``, ``45678`` → ``45,678 device-h``."""
+    if hours < 1:
+        return f"{hours * 60:.2g} device-min"
+    return f"{hours:.3g} device-h" if hours < 1000 else f"{hours:,.0f} device-h"
+
+
+def estimate(plan: Plan) -> dict[str, StageEstimate]:
+    """Estimated reference-device seconds of each stage of ``plan`` (pass a pending plan for what is left)."""
+    distill = StageEstimate(len(plan.distill_cells), sum(map(distill_seconds, plan.distill_cells)))
+    distill.seconds += sum(setup_seconds(m, d) for m, d in {(c.method, c.dataset) for c in plan.distill_cells})
+    evals = StageEstimate(len(plan.eval_cells), sum(map(eval_seconds, plan.eval_cells)))
+    distill.uncalibrated = {c.method for c in plan.distill_cells if c.method not in METHOD_COSTS}
+    return {"distill": distill, "eval": evals}

@@ -1,0 +1,72 @@
+"""Two runs on one results directory: cell locks, idempotent records, no stale failures, no lost cells."""
+
+import dataclasses
+import json
+import threading
+
+import torch
+
+from benchmark.backends import local
+from benchmark.cells import expand
+from benchmark.distiller import PixelArtifact, SyntheticSet
+from benchmark.grid import load_grid
+from benchmark.runner import RunContext, run_cell
+from benchmark.store import ResultsStore
+
+
+def test_a_claimed_cell_is_left_to_its_holder_and_freed_when_it_ends(tmp_path):
+    store = ResultsStore(tmp_path)
+    with store.claim("k") as first:
+        with store.claim("k") as second:
+            assert first and not second
+        with store.claim("other") as unrelated:
+            assert unrelated
+    with store.claim("k") as again:
+        assert again
+
+
+def test_run_cell_is_busy_while_another_process_holds_the_cell(tmp_path):
+    plan = expand(load_grid("smoke").with_axes(methods=["random"], ipc=[1], seeds=[0]))
+    ctx = RunContext(results=tmp_path)
+    cell = plan.distill_cells[0]
+    with ctx.store.claim(cell.key):
+        assert run_cell(cell, ctx).status == "busy"
+    assert not ctx.store.has("distill", cell.key) and ctx.store.failures() == []
+
+
+def test_a_late_failure_of_a_cell_that_has_a_record_is_not_kept_or_listed(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write_record("eval", "k", {"key": "k"})
+    store.write_failure("k", {"key": "k", "stage": "eval", "error": "a twin crashed"})
+    assert not (tmp_path / "failures" / "k.json").exists()
+    (tmp_path / "failures").mkdir(exist_ok=True)
+    (tmp_path / "failures" / "k.json").write_text(json.dumps({"key": "k", "error": "written before the record"}))
+    assert store.failures() == []
+
+
+def test_a_twin_saving_the_same_artifact_second_keeps_the_first(tmp_path):
+    store = ResultsStore(tmp_path)
+    first = PixelArtifact(SyntheticSet(torch.zeros(2, 1, 8, 8), torch.tensor([0, 1])), 1)
+    twin = PixelArtifact(SyntheticSet(torch.ones(2, 1, 8, 8), torch.tensor([0, 1])), 1)
+    store.save_artifact("a", first)
+    store.save_artifact("a", twin)  # the rename loses to the existing directory: no error, nothing mixed
+    saved = torch.load(tmp_path / "artifacts" / "a" / "synthetic_set.pt", weights_only=True)
+    assert saved["x"].sum() == 0 and [p.name for p in (tmp_path / "artifacts").iterdir()] == ["a"]
+
+
+def test_two_runs_at_once_compute_every_cell_exactly_once(tmp_path):
+    grid = load_grid("smoke").with_axes(methods=["random"], ipc=[1, 2, 3], seeds=[0])
+    plan = expand(dataclasses.replace(grid, protocol="ci"))
+    ctx = RunContext(results=tmp_path)
+    summaries = []
+    runs = [threading.Thread(target=lambda: summaries.append(local.run(plan, ctx))) for _ in range(2)]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    assert sum(s.done for s in summaries) == len(plan) == 6  # nothing computed twice...
+    assert all(not s.failed for s in summaries)
+    assert ctx.store.done_keys("eval") == {c.key for c in plan.eval_cells}  # ...nothing lost
+    assert ctx.store.done_keys("distill") == {c.key for c in plan.distill_cells}
+    for path in (tmp_path / "records").rglob("*.json"):
+        assert json.loads(path.read_text())["key"] == path.stem
