@@ -15,7 +15,8 @@ documented **assumptions**, each a named hyper-parameter (DESIGN §5):
 * DSA (``dsa_strategy``; flip dropped for digit datasets) is applied siamese-style: one draw per class
   shared by its real and generated batch, as DM/DataDAM do per class;
 * every generator weight is trained, with Adam (``lr_generator``);
-* ``batch_real`` = 128 real images per class and ``batch_syn`` = ``batch_real`` generated ones;
+* ``batch_real`` = 128 real images per class and as many generated ones (``batch_syn`` = 0 means "the
+  same as ``batch_real``");
 * the generator stays in training mode while distilled, so batch norm normalises each iteration's
   class-balanced generated batch as it did in pre-training; sampling uses the running statistics.
 
@@ -65,7 +66,8 @@ class D2MHparams:
     temperature: float = 4.0  # project default T (the paper studies T; value assumed)
     task_balance: float = 10.0  # project default λ (the paper studies λ; value assumed)
     batch_real: int = 128  # real images per class per iteration (DataDAM/DM use 128/256)
-    batch_syn: int = 128  # generated images per class per iteration (= batch_real, assumption)
+    batch_syn: int = 0  # generated images per class per iteration; 0 = batch_real (assumption), so a sweep
+    #                     of batch_real moves both batches, as the paper's batch-size study does
     feature_arch: str = "convnet"  # random feature network, re-drawn every iteration (DM/DataDAM)
     dsa_strategy: str = DEFAULT_STRATEGY  # DSA reference strategy; flip dropped for digits
     checkpoint_every: int = 100  # iterations between resume checkpoints (distillation and pre-training)
@@ -80,13 +82,14 @@ class D2MHparams:
     pretrain_seed: int = 0  # fixed per config, NOT the distillation seed: all seeds share one generator
 
     def __post_init__(self) -> None:
-        positive_ints = ("batch_real", "batch_syn", "checkpoint_every", "generator_width", "pretrain_iterations",
+        positive_ints = ("batch_real", "checkpoint_every", "generator_width", "pretrain_iterations",
                          "pretrain_batch", "pretrain_d_steps")
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise invalid_value(name, getattr(self, name), "a positive integer")
-        if self.iterations < 0:
-            raise invalid_value("iterations", self.iterations, "a non-negative integer")
+        for name in ("iterations", "batch_syn"):
+            if getattr(self, name) < 0:
+                raise invalid_value(name, getattr(self, name), "a non-negative integer")
         for name in ("lr_generator", "temperature", "pretrain_lr_generator", "pretrain_lr_discriminator"):
             if not getattr(self, name) > 0:
                 raise invalid_value(name, getattr(self, name), "a positive number")
@@ -96,6 +99,10 @@ class D2MHparams:
             raise invalid_value("feature_arch", self.feature_arch,
                                 f"a registered architecture ({', '.join(list_models())})")
         parse_strategy(self.dsa_strategy)
+
+    @property
+    def generated_per_class(self) -> int:
+        return self.batch_syn or self.batch_real
 
     def pretrain_config(self, iterations: int) -> PretrainConfig:
         return PretrainConfig(width=self.generator_width, iterations=iterations, batch_size=self.pretrain_batch,
@@ -109,7 +116,7 @@ PAPER = D2MHparams()
 # images per class costs ~2 s instead of ~9 s on one of the project's CPU cores), 16 images per class,
 # 100 iterations; a GAN pre-training of a few hundred generator updates at batch 32 with one D step and a
 # 5× larger rate (conditioning must appear within that budget).
-CPU_SMALL = dataclasses.replace(PAPER, iterations=100, lr_generator=2e-4, batch_real=16, batch_syn=16,
+CPU_SMALL = dataclasses.replace(PAPER, iterations=100, lr_generator=2e-4, batch_real=16,
                                 feature_arch="convnet_w32", pretrain_batch=32, pretrain_lr_generator=1e-3,
                                 pretrain_lr_discriminator=1e-3, pretrain_d_steps=1)
 # Per-family presets. ``paper``: GPU budgets; ``cpu-small``: the smoke grid and CPU evidence runs (their
@@ -124,7 +131,7 @@ PRESETS: dict[str, dict[str, D2MHparams]] = {
         "imagenet": dataclasses.replace(PAPER, generator_width=32, pretrain_iterations=50000),
     },
     "cpu-small": {
-        "digits": dataclasses.replace(CPU_SMALL, iterations=60, batch_real=32, batch_syn=32, generator_width=16,
+        "digits": dataclasses.replace(CPU_SMALL, iterations=60, batch_real=32, generator_width=16,
                                       pretrain_iterations=300, pretrain_lr_generator=2e-3,
                                       pretrain_lr_discriminator=2e-3),
         "mnist": dataclasses.replace(CPU_SMALL, generator_width=8, pretrain_iterations=600),
@@ -197,12 +204,13 @@ def matching_terms(net_g: Generator, task: DistillTask, losses: tuple[str, ...],
     spec, device = task.spec, task.device
     feature_net = random_feature_net(hp.feature_arch, spec, streams["feature-net"], device)
     real = real_batches_by_class(task.train, hp.batch_real, streams["real"])
-    labels = class_labels(spec.num_classes, hp.batch_syn, device)
+    per_class = hp.generated_per_class
+    labels = class_labels(spec.num_classes, per_class, device)
     z = torch.randn(len(labels), net_g.config.latent_dim, generator=streams["latent"]).to(device)
-    generated = net_g(z, labels).split(hp.batch_syn)
+    generated = net_g(z, labels).split(per_class)
     strategy = strategy_for(spec, hp.dsa_strategy)
     pairs = [dsa_siamese([r.to(device), g], strategy, streams["dsa"]) for r, g in zip(real, generated, strict=True)]
-    real_sizes, syn_sizes = [len(r) for r in real], [hp.batch_syn] * spec.num_classes
+    real_sizes, syn_sizes = [len(r) for r in real], [per_class] * spec.num_classes
     with torch.no_grad():
         real_layers, real_logits = feature_outputs(feature_net, torch.cat([r for r, _ in pairs]))
     gen_layers, gen_logits = feature_outputs(feature_net, torch.cat([g for _, g in pairs]))

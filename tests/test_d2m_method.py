@@ -19,7 +19,7 @@ from d2m.pretrain import save_generator
 
 NAMES = ("d2m", "d2m-gen", "d2m-em", "d2m-pm", "d2m-scratch")
 TINY = {"generator_width": 2, "pretrain_iterations": 3, "pretrain_batch": 8, "iterations": 3, "batch_real": 4,
-        "batch_syn": 4, "checkpoint_every": 2, "feature_arch": "convnet_w32"}
+        "checkpoint_every": 2, "feature_arch": "convnet_w32"}
 
 
 def make_task(tmp_path: Path, method: str = "d2m", seed: int = 0, work: str = "work", **overrides) -> DistillTask:
@@ -51,10 +51,12 @@ def test_presets_follow_the_documented_assumptions():
     spec = dataset_spec("cifar10")
     paper = get_distiller("d2m").resolve_hparams(spec, None, "paper")
     assert (paper.temperature, paper.task_balance, paper.batch_real, paper.feature_arch) == (4.0, 10.0, 128, "convnet")
-    assert paper.batch_syn == paper.batch_real and paper.generator_weights == ""
+    assert paper.generated_per_class == paper.batch_real and paper.generator_weights == ""
     small = get_distiller("d2m").resolve_hparams(dataset_spec("digits"), None, "cpu-small")
     assert small.iterations < paper.iterations and small.pretrain_iterations < paper.pretrain_iterations
-    assert small.batch_syn == small.batch_real
+    swept = get_distiller("d2m").resolve_hparams(dataset_spec("digits"), None, "cpu-small", {"batch_real": 7})
+    assert swept.generated_per_class == 7  # a batch-size sweep moves both batches
+    assert get_distiller("d2m").resolve_hparams(spec, None, "paper", {"batch_syn": 5}).generated_per_class == 5
     # 64 px and up have no cpu-small row of their own: they fall back to the CIFAR one, not to the paper budget
     tiny = get_distiller("d2m").resolve_hparams(dataset_spec("tiny_imagenet"), None, "cpu-small")
     assert tiny == get_distiller("d2m").resolve_hparams(spec, None, "cpu-small")
@@ -65,6 +67,7 @@ def test_presets_follow_the_documented_assumptions():
     ({"temperature": 0}, "invalid temperature=0.0: a positive number"),
     ({"task_balance": -2.0}, "invalid task_balance=-2.0: a non-negative number"),
     ({"batch_real": 0}, "invalid batch_real=0: a positive integer"),
+    ({"batch_syn": -1}, "invalid batch_syn=-1: a non-negative integer"),
     ({"iterations": -1}, "invalid iterations=-1: a non-negative integer"),
     ({"lr_generator": 0.0}, "invalid lr_generator=0.0: a positive number"),
     ({"generator_width": 0}, "invalid generator_width=0: a positive integer"),
@@ -89,8 +92,7 @@ def test_check_rejects_unsupported_resolutions_and_ipc():
 
 
 def test_distillation_lowers_its_loss_records_costs_and_serves_every_ipc(tmp_path):
-    task = make_task(tmp_path, iterations=8, checkpoint_every=100, generator_width=4, batch_real=8, batch_syn=8,
-                     lr_generator=3e-3)
+    task = make_task(tmp_path, iterations=8, checkpoint_every=100, generator_width=4, batch_real=8, lr_generator=3e-3)
     start = get_distiller("d2m-gen").distill(task).generator  # the same cached pre-trained generator d2m starts from
 
     def held_out_loss(net) -> float:  # the matching loss on three fixed draws no distillation step has seen
