@@ -1,0 +1,71 @@
+"""Wall time and peak memory of one D2M distillation, generator pre-training included, on this machine.
+
+Runs ``d2m`` once under a budget preset (default ``cpu-small``) with an empty cache, so the pre-training is
+paid, and prints the measured wall time, the peak resident memory (:func:`benchmark.costs.measure`), and
+the seconds per pre-training and per distillation iteration. ``--pretrain-iterations``/``--iterations``
+cap the two loops for a partial run; the full preset's time is then extrapolated from the per-iteration
+costs (both loops cost the same every iteration) and printed as such.
+
+    python -m benchmarks.d2m_cost --dataset digits --threads 1
+    python -m benchmarks.d2m_cost --dataset mnist --threads 1 --pretrain-iterations 60 --iterations 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmark.costs import measure
+from benchmark.data import load_dataset
+from benchmark.distiller import Budget, DistillTask, get_distiller
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--method", default="d2m")
+    parser.add_argument("--budget", default="cpu-small")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pretrain-iterations", type=int, default=None, help="cap (partial run, extrapolated)")
+    parser.add_argument("--iterations", type=int, default=None, help="cap (partial run, extrapolated)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    distiller = get_distiller(args.method)
+    preset = distiller.resolve_hparams(data.spec, None, args.budget)
+    caps = {k: v for k, v in (("pretrain_iterations", args.pretrain_iterations), ("iterations", args.iterations))
+            if v is not None}
+    hparams = distiller.resolve_hparams(data.spec, None, args.budget, caps)
+    device = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        task = DistillTask(train=data.train, spec=data.spec, ipc=None, budget=Budget(args.budget), device=device,
+                           seed=0, hparams=hparams, work_dir=Path(tmp) / "work", cache_dir=Path(tmp) / "cache")
+        with measure(device) as cost:
+            artifact = distiller.distill(task)
+    summary = artifact.summary()
+    pretrain, distill = summary["pretrain"], summary.get("distill", {"seconds": 0.0, "iterations": 0})
+    per_pretrain = pretrain["seconds"] / max(pretrain["iterations"], 1)
+    per_distill = distill["seconds"] / max(distill["iterations"], 1)
+    overhead = cost.wall_seconds - pretrain["seconds"] - distill["seconds"]
+    full = overhead + per_pretrain * preset.pretrain_iterations + per_distill * preset.iterations
+    print(f"{args.method} on {args.dataset}, budget {args.budget}, {args.threads} thread(s), "
+          f"generator {summary['generator_parameters']} parameters")
+    print(f"  pre-training: {pretrain['iterations']} iterations in {pretrain['seconds']:.1f} s "
+          f"({per_pretrain:.3f} s/iteration)")
+    print(f"  distillation: {distill['iterations']} iterations in {distill['seconds']:.1f} s "
+          f"({per_distill:.3f} s/iteration); first/last logged loss {distill.get('first_loss')} / "
+          f"{distill.get('last_loss')}")
+    print(f"  wall {cost.wall_seconds:.1f} s, peak memory {(cost.peak_memory_bytes or 0) / 2**20:.0f} MiB "
+          f"({cost.peak_memory_kind})")
+    if caps:
+        print(f"  full preset ({preset.pretrain_iterations} + {preset.iterations} iterations), extrapolated: "
+              f"{full:.0f} s ({per_pretrain * preset.pretrain_iterations:.0f} s of it pre-training)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
