@@ -16,6 +16,14 @@ from benchmark.errors import invalid_value
 INITS = ("real", "noise")
 
 
+def check_ipc(spec: DatasetSpec, ipc: int | None) -> None:
+    """One-line error unless ``ipc`` is a positive count that the smallest class of ``spec`` can supply."""
+    if ipc is None or ipc < 1:
+        raise invalid_value("ipc", ipc, "a positive number of images per class")
+    if spec.min_class_size is not None and ipc > spec.min_class_size:
+        raise invalid_value("ipc", ipc, f"at most {spec.min_class_size}, the smallest class of {spec.name}")
+
+
 def class_labels(num_classes: int, ipc: int, device: torch.device | str = "cpu") -> Tensor:
     return torch.arange(num_classes, device=device).repeat_interleave(ipc)
 
