@@ -1,10 +1,10 @@
 """DC: dataset condensation with gradient matching (Zhao, Mopuri & Bilen, ICLR 2021).
 
 Synthetic images are learned so that a network's gradients on them match its gradients on real images of
-the same class, layer by layer (paper §2, Eq. 7–9 and Algorithm 1). Every outer iteration draws a freshly
-initialised network; ``outer_loop`` times it updates the images by the summed per-class gradient distance
-(:func:`benchmark.matching.gradient_distance`, the reference ``distance_wb``/``match_loss`` with metric
-``ours``) and, in between, trains the network for ``inner_loop`` epochs on the current synthetic set.
+the same class, layer by layer (paper §2, curriculum gradient matching, Algorithm 1). Every outer iteration
+draws a freshly initialised network; ``outer_loop`` times it updates the images by the summed per-class
+gradient distance (:func:`benchmark.matching.gradient_distance`, the reference ``distance_wb``/``match_loss``
+with metric ``ours``) and, in between, trains the network for ``inner_loop`` epochs on the current synthetic set.
 Follows VICO-UoE/DatasetCondensation ``main.py`` (method ``DC``) and ``utils.py::get_loops``:
 
 * loops per IPC are the reference table (:data:`LOOPS`); an IPC outside it is a one-line error, as the
@@ -20,7 +20,8 @@ in the paper); other families (digits, Tiny-ImageNet, ImageNet subsets) get the 
 ConvNet depth of their resolution. Differences that change no result: only gradients of ≥2-D weights are
 computed (the reference's distance is zero for 1-D parameters), each class's distance is back-propagated
 as soon as it is computed (same image gradient, a tenth of the memory), and the image gradient is taken
-alone instead of also filling the network's unused ``.grad``.
+alone instead of also filling the network's unused ``.grad``. Networks, real batches, augmentations and
+batch order come from the task's seeded streams (the reference seeds its networks with the clock).
 
 :mod:`baselines.dsa` is this loop with differentiable siamese augmentation.
 """
@@ -40,8 +41,7 @@ from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact,
 from benchmark.errors import invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, real_batches_by_class
-from benchmark.models import MODELS
-from benchmark.synthetic import INITS, check_ipc, class_labels, init_synthetic_images
+from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, init_synthetic_images
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 """IPC → (outer_loop, inner_loop): reference ``utils.py::get_loops``."""
@@ -60,7 +60,7 @@ def dc_loops(ipc: int | None) -> tuple[int, int]:
 @dataclass(frozen=True)
 class DCHparams:
     iterations: int = 1000             # main.py --Iteration
-    lr_img: float = 0.1                # main.py --lr_img
+    lr_img: float = 0.1                # main.py --lr_img (readme: 0.01 with --model MLP)
     momentum_img: float = 0.5          # main.py: SGD([image_syn], lr_img, momentum=0.5)
     lr_net: float = 0.01               # main.py --lr_net (plain SGD, no momentum)
     batch_real: int = 256              # main.py --batch_real, per class
@@ -73,18 +73,8 @@ class DCHparams:
     bn_images_per_class: int = 16      # main.py BNSizePC, for batch-norm feature networks only
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_real", "batch_train", "outer_loop", "inner_loop", "bn_images_per_class"):
-            if getattr(self, name) < 1:
-                raise invalid_value(name, getattr(self, name), "a positive integer")
-        for name in ("lr_img", "lr_net"):
-            if not getattr(self, name) > 0:
-                raise invalid_value(name, getattr(self, name), "a positive number")
-        if not 0 <= self.momentum_img < 1:
-            raise invalid_value("momentum_img", self.momentum_img, "a number in [0, 1)")
-        if self.init not in INITS:
-            raise invalid_value("init", self.init, f"one of {', '.join(INITS)}")
-        parse_strategy(self.dsa_strategy)
-        MODELS.get(self.arch)
+        check_learning_settings(self, ("iterations", "lr_img", "lr_net", "batch_real", "batch_train", "outer_loop",
+                                       "inner_loop", "bn_images_per_class"))
 
 
 CPU_SMALL = {1: (10, 1, 1), 10: (3, 2, 5), 50: (1, 2, 2)}

@@ -2,7 +2,7 @@
 
 Synthetic images are learned so that, under a randomly initialised network drawn afresh at every
 iteration, the mean embedding of each class's synthetic images matches the mean embedding of a batch of
-its real images (paper §3.2, Eq. 4–5): the loss is Σ_c ‖mean φ(A(real_c)) − mean φ(A(syn_c))‖², with one
+its real images (paper §3): the loss is Σ_c ‖mean φ(A(real_c)) − mean φ(A(syn_c))‖², with one
 differentiable siamese augmentation A drawn per class and applied to that class's real and synthetic
 images. Follows VICO-UoE/DatasetCondensation ``main_DM.py`` (defaults: 20000 iterations, ``lr_img`` 1.0
 with SGD momentum 0.5, 256 real images per class, ``--init real``, strategy
@@ -28,11 +28,9 @@ from torch import Tensor, nn
 from benchmark.augment import DEFAULT_STRATEGY, dsa_siamese, parse_strategy, strategy_for
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
-from benchmark.errors import invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.matching import class_mean_distance, has_batchnorm, random_feature_net, real_batches_by_class
-from benchmark.models import MODELS
-from benchmark.synthetic import INITS, check_ipc, class_labels, init_synthetic_images
+from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, init_synthetic_images
 
 CHECKPOINT_EVERY = 100
 REAL_CHUNK_PIXELS = 2560 * 32 * 32  # one forward for 10 classes × 256 CIFAR images; smaller chunks above
@@ -49,17 +47,7 @@ class DMHparams:
     arch: str = "convnet"                 # main_DM.py --model ConvNet
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_real"):
-            if getattr(self, name) < 1:
-                raise invalid_value(name, getattr(self, name), "a positive integer")
-        if not self.lr_img > 0:
-            raise invalid_value("lr_img", self.lr_img, "a positive number")
-        if not 0 <= self.momentum_img < 1:
-            raise invalid_value("momentum_img", self.momentum_img, "a number in [0, 1)")
-        if self.init not in INITS:
-            raise invalid_value("init", self.init, f"one of {', '.join(INITS)}")
-        parse_strategy(self.dsa_strategy)
-        MODELS.get(self.arch)
+        check_learning_settings(self, ("iterations", "lr_img", "batch_real"))
 
 
 CPU_SMALL = {"iterations": 20, "batch_real": 64}

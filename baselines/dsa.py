@@ -1,7 +1,7 @@
 """DSA: dataset condensation with differentiable siamese augmentation (Zhao & Bilen, ICML 2021).
 
 DC's gradient matching (:mod:`baselines.dc`) where, at every image update, each class's real batch and
-synthetic images go through the *same* randomly drawn differentiable augmentation (paper §3, Eq. 5: one
+synthetic images go through the *same* randomly drawn differentiable augmentation (paper §3: one
 family and one set of magnitudes per class and step, :func:`benchmark.augment.dsa_siamese`), and the
 inner-loop network training augments every synthetic batch with per-image draws (:func:`benchmark.augment.
 dsa`). Follows VICO-UoE/DatasetCondensation ``main.py --method DSA`` and ``utils.py::DiffAugment``; the
