@@ -1,3 +1,3 @@
 """Baseline distillation methods, one module each; importing the package registers them."""
 
-from baselines import coresets, datadam, dim, mtt  # noqa: F401
+from baselines import coresets, datadam, dc, dim, dm, dsa, mtt  # noqa: F401

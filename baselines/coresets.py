@@ -35,13 +35,7 @@ from benchmark.distiller import (
     register_distiller,
 )
 from benchmark.errors import BenchmarkError, invalid_value
-
-
-def check_ipc(spec: DatasetSpec, ipc: int | None) -> None:
-    if ipc is None or ipc < 1:
-        raise invalid_value("ipc", ipc, "a positive number of images per class")
-    if spec.min_class_size is not None and ipc > spec.min_class_size:
-        raise invalid_value("ipc", ipc, f"at most {spec.min_class_size}, the smallest class of {spec.name}")
+from benchmark.synthetic import check_ipc
 
 
 def pixel_artifact_from_indices(task: DistillTask, per_class: list[Tensor], extra: dict | None = None) -> PixelArtifact:

@@ -22,15 +22,28 @@ from benchmark.data.spec import DatasetSpec
 from benchmark.models import build_model
 
 
+def fresh_network(arch: str, spec: DatasetSpec, generator: torch.Generator, device: torch.device) -> nn.Module:
+    """A newly initialised, trainable network seeded from ``generator``: the reference scripts draw one per
+    outer iteration (``get_network`` in DC/DSA ``main.py``, DM ``main_DM.py``), seeded by the clock there."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return build_model(arch, spec, seed=seed, device=device)
+
+
 def random_feature_net(arch: str, spec: DatasetSpec, generator: torch.Generator, device: torch.device) -> nn.Module:
     """A freshly initialised network whose weights are frozen: the DM/DataDAM/D2M feature extractor.
 
     Kept in train mode as the references do (it matters only for batch-norm variants)."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    net = build_model(arch, spec, seed=seed, device=device)
+    net = fresh_network(arch, spec, generator, device)
     for p in net.parameters():
         p.requires_grad_(False)
     return net.train()
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` mixes the images of a batch (batch norm in train mode): then a batch cannot be split
+    into smaller forwards, and the references treat it specially (DC freezes its statistics, DM embeds all
+    classes in one forward)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 def real_batches_by_class(train: LabelledImages, per_class: int, generator: torch.Generator) -> list[Tensor]:

@@ -6,14 +6,40 @@ random real images of each class when ``--init real``; labels are ``[0]*ipc + [1
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from benchmark.augment import parse_strategy
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import invalid_value
+from benchmark.models import MODELS
 
 INITS = ("real", "noise")
+
+
+def check_ipc(spec: DatasetSpec, ipc: int | None) -> None:
+    """One-line error unless ``ipc`` is a positive count that the smallest class of ``spec`` can supply."""
+    if ipc is None or ipc < 1:
+        raise invalid_value("ipc", ipc, "a positive number of images per class")
+    if spec.min_class_size is not None and ipc > spec.min_class_size:
+        raise invalid_value("ipc", ipc, f"at most {spec.min_class_size}, the smallest class of {spec.name}")
+
+
+def check_learning_settings(hparams: Any, positive: tuple[str, ...]) -> None:
+    """One-line errors for the settings pixel-learning methods share: the counts and rates named in
+    ``positive``, ``momentum_img`` in [0, 1), and a known ``init``, ``dsa_strategy`` and ``arch``."""
+    for name in positive:
+        if not getattr(hparams, name) > 0:
+            raise invalid_value(name, getattr(hparams, name), "a positive number")
+    if not 0 <= hparams.momentum_img < 1:
+        raise invalid_value("momentum_img", hparams.momentum_img, "a number in [0, 1)")
+    if hparams.init not in INITS:
+        raise invalid_value("init", hparams.init, f"one of {', '.join(INITS)}")
+    parse_strategy(hparams.dsa_strategy)
+    MODELS.get(hparams.arch)
 
 
 def class_labels(num_classes: int, ipc: int, device: torch.device | str = "cpu") -> Tensor:
