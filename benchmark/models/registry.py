@@ -44,6 +44,12 @@ def describe_model(name: str) -> str:
 
 def flat_features(features: nn.Module, spec: DatasetSpec) -> int:
     """Number of features ``features`` produces for one image of ``spec``: sized by a dry run, so every
-    architecture adapts to any resolution instead of hard-coding 32×32 arithmetic."""
-    with torch.no_grad():
-        return int(features(torch.zeros(2, *spec.shape)).flatten(1).shape[1])
+    architecture adapts to any resolution instead of hard-coding 32×32 arithmetic. Run in eval mode so
+    batch-norm layers start with untouched running statistics."""
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            return int(features(torch.zeros(1, *spec.shape)).flatten(1).shape[1])
+    finally:
+        features.train(was_training)
