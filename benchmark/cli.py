@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 
@@ -37,6 +38,11 @@ def comma_list(flag: str, value: str | None, kind: type = str) -> list | None:
         except ValueError:
             raise BenchmarkError(f"{flag}: expected comma-separated integers, got {value!r}") from None
     return items
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """How this run was launched, as a shell line (what a reader needs to reproduce a record)."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def default_threads() -> int:

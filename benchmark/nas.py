@@ -36,7 +36,7 @@ import torch
 
 from benchmark.backends import BACKENDS, backend_module
 from benchmark.cells import EvalCell, Plan, expand
-from benchmark.cli import comma_list, default_threads, guarded
+from benchmark.cli import comma_list, command_line, default_threads, guarded
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.errors import invalid_value
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                         a.space_size, a.space_seed)
         data = DataOptions(Path(a.data_root or os.environ.get(DATA_ROOT_ENV, "data")), False,
                            str(resolve_device(a.device)))
-        ctx = RunContext(results=Path(a.results), data=data, device=a.device, progress=not a.no_progress)
+        ctx = RunContext(results=Path(a.results), data=data, device=a.device, progress=not a.no_progress,
+                         command=command_line("benchmark.nas", argv))
         candidates = len({c.candidate for c in plan.eval_cells})
         print(f"nas: {candidates} candidates × {len(plan.eval_cells) // max(candidates, 1)} training sets; "
               f"{len(plan.distill_cells)} distillations (reused when already in {a.results})", flush=True)

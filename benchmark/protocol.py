@@ -81,8 +81,8 @@ PAPER = register_protocol(EvalProtocol(
     description="DC/DSA/DM standard: 1000 epochs, SGD lr 0.01 (x0.1 at 500), batch 256, DSA, 5 models",
 ))
 SMOKE = register_protocol(EvalProtocol(
-    name="smoke", epochs=40, models=1, full_data_epochs=10,
-    description="REDUCED for the smoke grid: 40 epochs (x0.1 at 20), 1 model per distilled set, full data 10 epochs",
+    name="smoke", epochs=25, models=1, full_data_epochs=6,
+    description="REDUCED for the smoke grid: 25 epochs (x0.1 at 12), 1 model per distilled set, full data 6 epochs",
 ))
 CI = register_protocol(EvalProtocol(
     name="ci", epochs=4, models=1, full_data_epochs=1, test_batch_size=256,

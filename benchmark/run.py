@@ -22,7 +22,7 @@ import torch
 
 from benchmark.backends import BACKENDS, RunSummary, backend_module
 from benchmark.cells import Plan, expand
-from benchmark.cli import comma_list, default_threads, guarded
+from benchmark.cli import comma_list, command_line, default_threads, guarded
 from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             plan = shard_plan(plan, *options.shard)
             print(f"shard {options.shard[0]}/{options.shard[1]}: {len(plan)} of the grid's {whole} cells "
                   "(whole distillations with their evaluations)")
-        ctx = RunContext(results=options.results, data=options.data, device=options.device, progress=options.progress)
+        ctx = RunContext(results=options.results, data=options.data, device=options.device, progress=options.progress,
+                         command=command_line("benchmark.run", argv))
         device = options.data.device.split(":")[0]
         if options.dry_run:
             print(describe_plan(plan, ctx, device))

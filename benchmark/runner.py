@@ -41,6 +41,7 @@ class RunContext:
     data: DataOptions = field(default_factory=DataOptions)
     device: str = "auto"
     progress: bool = False
+    command: str = ""  # the command line that launched the run, kept in every record it writes
 
     @property
     def store(self) -> ResultsStore:
@@ -96,7 +97,7 @@ def run_claimed(cell: DistillCell | EvalCell, stage: str, ctx: RunContext) -> Ce
         store.write_failure(key, failure)
         return CellOutcome(key, stage, cell.label(), "failed", failure["error"], failure)
     record = {"key": key, "stage": stage, "status": "ok", "config": cell.config(), **body, "started": started,
-              "finished": now(), "provenance": provenance(device)}
+              "finished": now(), "provenance": {**provenance(device), "command": ctx.command}}
     store.write_record(stage, key, record)
     return CellOutcome(key, stage, cell.label(), "done", record=record)
 

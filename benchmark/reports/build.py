@@ -13,7 +13,14 @@ import pandas as pd
 
 from benchmark.data import DataOptions
 from benchmark.reports import nas, plots, sensitivity, serving_cost, stats
-from benchmark.reports.frame import accuracies_by_key, distill_frame, failure_frame, records_frame, summarise
+from benchmark.reports.frame import (
+    accuracies_by_key,
+    distill_frame,
+    failure_frame,
+    provenance_frame,
+    records_frame,
+    summarise,
+)
 from benchmark.reports.images import synthetic_set_grids
 from benchmark.reports.plots import Figure
 from benchmark.reports.tables import cross_arch_tables
@@ -33,6 +40,7 @@ class Report:
     nas: pd.DataFrame
     sensitivity: pd.DataFrame
     counts: dict[str, int]
+    provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
     figures: list[Figure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     image_problems: list[str] = field(default_factory=list)
@@ -85,6 +93,7 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
         sensitivity=series, warnings=warnings_for(summary, costs),
         counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),
                 "failures": len(failures)},
+        provenance=provenance_frame(store),
     )
     if draw and not summary.empty:
         out = results / "plots"

@@ -151,3 +151,22 @@ def failure_frame(store: ResultsStore) -> pd.DataFrame:
 
 def method_label(row: pd.Series | dict) -> str:
     return f"{row['method']} [{row['variant']}]" if row["variant"] else row["method"]
+
+
+def provenance_frame(store: ResultsStore, stages: tuple[str, ...] = ("distill", "eval", "nas")) -> pd.DataFrame:
+    """How the stored numbers were produced: one row per (command, machine, commit) with the number of
+    records and the dates of the first and last one."""
+    def row(r: dict) -> dict:
+        p = r.get("provenance") or {}
+        return {"command": p.get("command") or "(not recorded)", "device": p.get("device") or "?",
+                "host": p.get("hostname") or "?", "commit": commit_of(r) or "?", "torch": p.get("torch") or "?",
+                "finished": r["finished"]}
+
+    rows = [x for stage in stages for x in rows_of(store, stage, row)]
+    columns = ["command", "device", "host", "commit", "torch", "records", "first", "last"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    grouped = frame.groupby(["command", "device", "host", "commit", "torch"], sort=False)["finished"]
+    out = grouped.agg(records="size", first="min", last="max").reset_index()
+    return out.sort_values("first")[columns].reset_index(drop=True)

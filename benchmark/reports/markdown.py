@@ -17,6 +17,15 @@ def section(title: str, *blocks: str) -> list[str]:
     return [f"## {title}", "", *[line for block in blocks for line in (block, "")]]
 
 
+def provenance_sections(report: Report) -> list[str]:
+    if report.provenance.empty:
+        return []
+    return section("How these numbers were produced", (
+        "Every command that wrote records here, on which machine and code version (records keep the rest: "
+        "full configuration, library versions, costs)."),
+        report.provenance.to_markdown(index=False, disable_numparse=True))
+
+
 def accuracy_sections(report: Report) -> list[str]:
     lines = section("Accuracy", LEGEND)
     for arch, protocol in table_positions(report.summary):
@@ -126,6 +135,7 @@ def render(report: Report) -> str:
              f"Store: {c['distillations']} distillations, {c['evaluations']} evaluations, {c['nas']} NAS runs, "
              f"{c['failures']} failed cells.", ""]
     lines += [f"> ⚠ {w}" for w in report.warnings] + ([""] if report.warnings else [])
+    lines += provenance_sections(report)
     if report.summary.empty:
         lines += ["_No finished evaluations yet._", ""]
     else:

@@ -183,6 +183,9 @@ def sections(report: Report) -> list[tuple[str, str, str]]:
     out.append(("plots", "Plots", figures(report, ["accuracy-vs-ipc", "accuracy-vs-cost"])))
     grids = figures(report, ["synthetic-set"]) + "".join(f"<p>Not drawn: {esc(p)}</p>" for p in report.image_problems)
     out.append(("images", "Synthetic sets (one row per class)", grids))
+    if not report.provenance.empty:
+        out.append(("provenance", "How these numbers were produced",
+                    table(report.provenance, [Column(c, lambda r, c=c: r[c]) for c in report.provenance.columns])))
     out.append(("protocols", "Protocols", "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>"
                                                            for k, v in report.protocols.items()) + "</dl>"))
     if not report.failures.empty:
