@@ -37,6 +37,7 @@ from benchmark.cells import DistillCell, EvalCell, Plan
 from benchmark.data import dataset_spec
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import get_distiller
+from benchmark.protocol import EvalProtocol
 
 TRAIN_PIXEL = 3.6e-6
 TEST_PIXEL = 1.4e-6
@@ -157,7 +158,8 @@ def eval_seconds(cell: EvalCell) -> float:
     spec = dataset_spec(cell.distill.dataset)
     protocol, factor = cell.protocol, ARCH_FACTOR.get(cell.arch, 1.0)
     if get_distiller(cell.distill.method).ipc_independent:
-        images, epochs = train_images(spec), protocol["full_data_epochs"]
+        images = train_images(spec)
+        epochs = EvalProtocol(**protocol).whole_dataset_epochs(images)
     else:
         images, epochs = (cell.ipc or NOMINAL_IPC) * spec.num_classes, protocol["epochs"]
     test = (spec.test_size or 10_000) * pixels(spec) * TEST_PIXEL * factor

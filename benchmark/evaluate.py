@@ -65,7 +65,7 @@ def effective_protocol(protocol: EvalProtocol, training_set: TrainingSet) -> tup
     hints = {k: v for k, v in training_set.eval_hints.items() if k not in SPECIAL_HINTS}
     protocol = protocol.overridden(hints)
     whole = bool(training_set.eval_hints.get("whole_dataset"))
-    return protocol, protocol.full_data_epochs if whole else protocol.epochs
+    return protocol, protocol.whole_dataset_epochs(len(training_set)) if whole else protocol.epochs
 
 
 def preprocessed_test_set(training_set: TrainingSet, test: LabelledImages, train: LabelledImages | None,

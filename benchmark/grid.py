@@ -70,6 +70,13 @@ class Grid:
     def ipcs_for(self, dataset: str) -> tuple[int, ...]:
         return self.ipc_by_dataset.get(dataset, self.ipc)
 
+    def with_settings(self, budget: str | None = None, protocol: str | None = None, models: int | None = None) -> Grid:
+        """Replace the distillation budget, the evaluation protocol or the networks per artifact where given."""
+        if models is not None and models < 1:
+            raise invalid_value("--models", models, "a positive integer")
+        changes = {k: v for k, v in (("budget", budget), ("protocol", protocol), ("models", models)) if v is not None}
+        return dataclasses.replace(self, **changes)
+
     def with_axes(self, **axes: Any) -> Grid:
         """Replace whole axes (``datasets``, ``methods``, ``ipc``, ``archs``, ``seeds``) where given."""
         changes = {k: tuple(v) for k, v in axes.items() if v is not None}

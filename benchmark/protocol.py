@@ -36,10 +36,13 @@ class EvalProtocol:
     dsa_strategy: str = DEFAULT_STRATEGY
     models: int = 5
     full_data_epochs: int = 30
+    full_data_min_steps: int = 2000
     test_batch_size: int = 500
     description: str = ""
 
     def __post_init__(self) -> None:
+        if self.full_data_min_steps < 0:
+            raise invalid_value("protocol.full_data_min_steps", self.full_data_min_steps, "a non-negative integer")
         for field in ("epochs", "batch_size", "models", "full_data_epochs", "test_batch_size"):
             if getattr(self, field) < 1:
                 raise invalid_value(f"protocol.{field}", getattr(self, field), "a positive integer")
@@ -48,6 +51,14 @@ class EvalProtocol:
         if not 0 <= self.lr_decay_fraction <= 1:
             raise invalid_value("protocol.lr_decay_fraction", self.lr_decay_fraction, "a fraction in [0, 1]")
         parse_strategy(self.dsa_strategy)
+
+    def whole_dataset_epochs(self, images: int) -> int:
+        """Epochs on the whole training set: ``full_data_epochs``, or more on a small dataset so the network
+        takes at least ``full_data_min_steps`` SGD steps (as many as the IPC-50 protocol gives a set of 500
+        images: 1000 epochs of two batches), or the upper bound would be under-trained on a dataset as small
+        as the digits (6 batches an epoch)."""
+        steps_per_epoch = -(-images // self.batch_size)
+        return max(self.full_data_epochs, -(-self.full_data_min_steps // steps_per_epoch))
 
     def decay_epoch(self, epochs: int) -> int:
         return int(epochs * self.lr_decay_fraction)
@@ -78,13 +89,19 @@ def get_protocol(name: str) -> EvalProtocol:
 
 PAPER = register_protocol(EvalProtocol(
     name="paper",
-    description="DC/DSA/DM standard: 1000 epochs, SGD lr 0.01 (x0.1 at 500), batch 256, DSA, 5 models",
+    description="DC/DSA/DM standard: 1000 epochs, SGD lr 0.01 (x0.1 at 500), batch 256, DSA, 5 models; "
+                "full data 30 epochs (>= 2000 steps)",
 ))
 SMOKE = register_protocol(EvalProtocol(
-    name="smoke", epochs=25, models=1, full_data_epochs=6,
-    description="REDUCED for the smoke grid: 25 epochs (x0.1 at 12), 1 model per distilled set, full data 6 epochs",
+    name="smoke", epochs=25, models=1, full_data_epochs=1, full_data_min_steps=50,
+    description="REDUCED for the smoke grid: 25 epochs (x0.1 at 12), 1 model per distilled set, full data >= 50 steps",
+))
+REDUCED = register_protocol(EvalProtocol(
+    name="reduced", epochs=300, models=2, full_data_epochs=3, full_data_min_steps=600,
+    description="REDUCED for CPU evidence runs: 300 epochs (x0.1 at 150), 2 networks per set, full data 3 epochs "
+                "(>= 600 steps)",
 ))
 CI = register_protocol(EvalProtocol(
-    name="ci", epochs=4, models=1, full_data_epochs=1, test_batch_size=256,
+    name="ci", epochs=4, models=1, full_data_epochs=1, full_data_min_steps=0, test_batch_size=256,
     description="REDUCED for tests only: 4 epochs, 1 model; numbers are meaningless",
 ))

@@ -47,6 +47,7 @@ class RunOptions:
     device: str
     data: DataOptions
     axes: dict
+    settings: dict
     dry_run: bool
     progress: bool
     threads: int
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                             ("ipc", "images per class"), ("archs", "evaluation architectures"),
                             ("seeds", "distillation seeds")):
         p.add_argument(f"--{axis}", help=f"comma list replacing the grid's {axis}: {help_text}")
+    p.add_argument("--budget", help="replace the grid's distillation budget preset (paper, cpu-small)")
+    p.add_argument("--protocol", help="replace the grid's evaluation protocol (see python -m benchmark.list protocols)")
+    p.add_argument("--models", type=int, help="replace the number of evaluation networks per distilled set")
     p.add_argument("--dry-run", action="store_true", help="print the plan (cells per stage, already done) and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
@@ -92,6 +96,7 @@ def parse_options(argv: list[str] | None) -> RunOptions:
             "seeds": comma_list("--seeds", a.seeds, int)}
     return RunOptions(grid=a.grid, backend=a.backend, results=Path(a.results), device=a.device,
                       data=DataOptions(Path(a.data_root), a.download, str(resolve_device(a.device))), axes=axes,
+                      settings={"budget": a.budget, "protocol": a.protocol, "models": a.models},
                       dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
                       shard=parse_shard(a.shard) if a.shard else None, backend_options=backend_options)
 
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         options = parse_options(argv)
         torch.set_num_threads(options.threads)
-        grid = load_grid(options.grid).with_axes(**options.axes)
+        grid = load_grid(options.grid).with_axes(**options.axes).with_settings(**options.settings)
         plan = expand(grid)
         if options.shard:
             whole = len(plan)

@@ -71,6 +71,8 @@ def test_hints_override_the_protocol_and_whole_dataset_uses_full_epochs():
     assert protocol.lr == 0.03 and epochs == CI.epochs
     whole = RealTrainingSet(load_dataset("digits").train)
     assert effective_protocol(CI, whole)[1] == CI.full_data_epochs
+    # 1437 digits = 6 batches an epoch: the paper protocol's 2000-step floor gives 334 epochs, not 30
+    assert effective_protocol(PAPER, whole)[1] == 334 and PAPER.whole_dataset_epochs(60000) == 30
     s.eval_hints = {"learning_rate": 1.0}
     with pytest.raises(BenchmarkError, match="unknown protocol override \\['learning_rate'\\]"):
         effective_protocol(CI, s)

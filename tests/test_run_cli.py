@@ -77,6 +77,9 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, ci_grid, monk
     (["--ipc", "1000"], "error: invalid ipc=1000: at most 139"),
     (["--ipc", "ten"], "error: --ipc: expected comma-separated integers"),
     (["--device", "tpu"], "error: invalid --device='tpu'"),
+    (["--protocol", "fast"], "error: unknown protocol 'fast'"),
+    (["--budget", "quick"], "error: invalid budget='quick': one of paper, cpu-small"),
+    (["--models", "0"], "error: invalid --models=0"),
     (["--datasets", "npz:/no/such.npz"], "error: dataset npz:/no/such.npz: file not found"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, ci_grid, capsys, args, message):
