@@ -93,37 +93,40 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
                                 weight_decay=protocol.weight_decay)
     loss_fn = soft_cross_entropy if training_set.soft_labels else F.cross_entropy
     decay_at = protocol.decay_epoch(epochs)
+    bf16 = protocol.precision == "bf16"
     net.train()
-    last_loss = float("nan")
+    total, count = torch.zeros((), device=rng.device), 0
     for epoch in range(epochs):
         if epoch == decay_at and epoch > 0:
             for group in optimizer.param_groups:
                 group["lr"] = protocol.lr * protocol.lr_decay_factor
             optimizer.state.clear()  # the reference rebuilds its SGD optimizer here: momentum restarts
-        total, count = torch.zeros((), device=rng.device), 0
+        total, count = torch.zeros((), device=rng.device), 0  # summed on the device: no sync per step
         for x, y in training_set.batches(protocol.batch_size, rng):
             x = dsa(x, strategy, rng)
-            loss = loss_fn(net(x), y)
+            with torch.autocast(rng.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_fn(net(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.detach() * len(x)
+            total += loss.detach().float() * len(x)
             count += len(x)
-        last_loss = float(total) / max(count, 1)
+    last_loss = float(total) / max(count, 1)
     if last_loss != last_loss:
         raise BenchmarkError("evaluation training diverged (loss is NaN)")
     return last_loss
 
 
 @torch.inference_mode()
-def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int) -> float:
+def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int, precision: str = "fp32") -> float:
     """Top-1 accuracy in % over the whole test split."""
     net.eval()
-    correct, total = 0, 0
+    correct, total = torch.zeros((), dtype=torch.long, device=test.device), 0
     for x, y in test.batches(batch_size):
-        correct += int((net(x).argmax(dim=1) == y).sum())
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            correct += (net(x).argmax(dim=1) == y).sum()
         total += len(y)
-    return 100.0 * correct / max(total, 1)
+    return 100.0 * int(correct) / max(total, 1)
 
 
 def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec, arch: str, protocol: EvalProtocol,
@@ -146,7 +149,7 @@ def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec,
         losses.append(train_network(net, training_set, protocol, epochs, strategy, rng))
         train_s += time.perf_counter() - start
         start = time.perf_counter()
-        accuracies.append(top1_accuracy(net, test, protocol.test_batch_size))
+        accuracies.append(top1_accuracy(net, test, protocol.test_batch_size, protocol.precision))
         test_s += time.perf_counter() - start
     return EvalResult(accuracies=accuracies, seeds=list(seeds), protocol=protocol.as_record(), train_seconds=train_s,
                       test_seconds=test_s, epochs=epochs, train_images=len(training_set),

@@ -20,6 +20,8 @@ from benchmark.augment import DEFAULT_STRATEGY, parse_strategy
 from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.registry import Registry
 
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast of forward passes (pays off only with native bf16 units)
+
 
 @dataclass(frozen=True)
 class EvalProtocol:
@@ -38,6 +40,7 @@ class EvalProtocol:
     full_data_epochs: int = 30
     full_data_min_steps: int = 2000
     test_batch_size: int = 500
+    precision: str = "fp32"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -51,6 +54,8 @@ class EvalProtocol:
         if not 0 <= self.lr_decay_fraction <= 1:
             raise invalid_value("protocol.lr_decay_fraction", self.lr_decay_fraction, "a fraction in [0, 1]")
         parse_strategy(self.dsa_strategy)
+        if self.precision not in PRECISIONS:
+            raise invalid_value("protocol.precision", self.precision, f"one of {', '.join(PRECISIONS)}")
 
     def whole_dataset_epochs(self, images: int) -> int:
         """Epochs on the whole training set: ``full_data_epochs``, or more on a small dataset so the network
@@ -72,7 +77,12 @@ class EvalProtocol:
         return dataclasses.replace(self, **overrides) if overrides else self
 
     def as_record(self) -> dict:
-        return dataclasses.asdict(self)
+        """The protocol as a record (and cell key) holds it. ``precision`` was added after the first results
+        were stored; it appears only when not fp32, so keys of fp32 cells did not change."""
+        record = dataclasses.asdict(self)
+        if record["precision"] == "fp32":
+            del record["precision"]
+        return record
 
 
 PROTOCOLS: Registry[EvalProtocol] = Registry("protocol")

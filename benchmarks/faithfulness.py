@@ -81,8 +81,8 @@ def reference_command(method: str, hp, ipc: int, iterations: int, seeds: int, sa
                        "--batch_train", str(hp.batch_train), *strategy]
 
 
-def prepare_reference(source: Path, npz: Path) -> Path:
-    """A patched temporary copy of the reference with MNIST in its IDX layout under ``data/``."""
+def patched_copy(source: Path) -> Path:
+    """A temporary copy of the reference's Python files with the two torch-version fixes applied."""
     if not (source / "main.py").is_file() or not (source / "main_DM.py").is_file():
         raise SystemExit(f"--reference {source}: not a VICO-UoE/DatasetCondensation checkout (no main.py)")
     copy = Path(tempfile.mkdtemp(prefix="dc-reference-"))
@@ -95,6 +95,16 @@ def prepare_reference(source: Path, npz: Path) -> Path:
                 raise SystemExit(f"reference {name}: patch {pattern!r} applied {count} times; the checkout differs "
                                  "from commit 53f63a6 this check was written for")
             (copy / name).write_text(text)
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise
+    return copy
+
+
+def prepare_reference(source: Path, npz: Path) -> Path:
+    """A patched temporary copy of the reference with MNIST in its IDX layout under ``data/``."""
+    copy = patched_copy(source)
+    try:
         write_mnist_idx(npz, copy / "data" / "MNIST" / "raw")
     except BaseException:
         shutil.rmtree(copy, ignore_errors=True)

@@ -10,8 +10,6 @@ import torch
 
 from benchmark.data import clear_dataset_cache
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(autouse=True)
 def _isolated_dataset_cache():

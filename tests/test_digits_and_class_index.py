@@ -3,9 +3,9 @@ import torch
 
 from benchmark.data import dataset_spec, load_dataset
 from benchmark.data.images import InMemoryImages
+from benchmark.data.shared_npz import find_shared_npz
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError
-from tests.conftest import SHARED_DATA
 
 
 def test_digits_split_is_fixed_stratified_and_normalised_with_its_statistics():
@@ -47,7 +47,7 @@ def test_bad_labels_or_shapes_are_rejected():
         InMemoryImages(torch.zeros(2, 3, 2, 2), torch.tensor([0, 1]), tiny_spec())
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mnist.npz").is_file(), reason="shared/data/mnist.npz not present")
+@pytest.mark.skipif(find_shared_npz("mnist") is None, reason="shared/data/mnist.npz not present")
 def test_mnist_falls_back_to_the_offline_copy(tmp_path):
     data = load_dataset("mnist")
     assert "offline copy" in data.source

@@ -78,6 +78,17 @@ def test_hints_override_the_protocol_and_whole_dataset_uses_full_epochs():
         effective_protocol(CI, s)
 
 
+def test_precision_is_validated_recorded_only_when_not_fp32_and_trains_in_bf16():
+    assert "precision" not in PAPER.as_record()  # keys of fp32 cells stay what they were before the field
+    bf16 = PAPER.overridden({"precision": "bf16", "epochs": 2, "models": 1})
+    assert bf16.as_record()["precision"] == "bf16"
+    with pytest.raises(BenchmarkError, match="invalid protocol.precision='fp16': one of fp32, bf16"):
+        PAPER.overridden({"precision": "fp16"})
+    data = load_dataset("digits")
+    result = evaluate(real_subset(1), data.test, data.spec, "convnet", bf16, [0], torch.device("cpu"))
+    assert 0 <= result.accuracies[0] <= 100 and result.protocol["precision"] == "bf16"
+
+
 def test_soft_cross_entropy_equals_cross_entropy_for_one_hot_targets():
     logits = torch.randn(5, 4)
     labels = torch.tensor([0, 3, 1, 1, 2])
