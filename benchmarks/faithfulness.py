@@ -37,6 +37,7 @@ import json
 import math
 import os
 import re
+import resource
 import runpy
 import shutil
 import statistics
@@ -144,7 +145,12 @@ def reference_driver(copy: str, script: str, stamps_file: str, threads: str, *ar
     image_step_recorder(stamps)
     sys.argv = [script, *argv]
     runpy.run_path(script, run_name="__main__")
-    Path(stamps_file).write_text(json.dumps(stamps))
+    Path(stamps_file).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes()}))
+
+
+def peak_rss_bytes() -> int:
+    """This process's lifetime resident-memory high-water mark (Linux ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def gaps_per_iteration(stamps: list[float], runs: int, iterations: int, steps_per_iteration: int) -> list[float]:
@@ -182,9 +188,11 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, seeds:
     if done.returncode != 0:
         raise SystemExit(f"the reference run failed (exit {done.returncode}); see {log}")
     result = torch.load(next(save.glob("res_*.pt")), map_location="cpu", weights_only=True)
-    stamps = json.loads(stamps_file.read_text())
-    return {"sets": [(x, y) for x, y in result["data"]],
-            "seconds": iteration_seconds(stamps, seeds, iterations, hp.outer_loop if method != "dm" else 1)}
+    recorded = json.loads(stamps_file.read_text())
+    return {"sets": [(x, y) for x, y in result["data"]], "peak_rss_bytes": recorded["peak_rss_bytes"],
+            "stamps": recorded["stamps"],
+            "seconds": iteration_seconds(recorded["stamps"], seeds, iterations,
+                                         hp.outer_loop if method != "dm" else 1)}
 
 
 def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: int, device: torch.device) -> dict:

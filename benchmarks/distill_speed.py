@@ -1,0 +1,151 @@
+"""Distillation speed: seconds per iteration and peak memory of our ``dm``, ``dc`` and ``d2m`` against the
+reference ``main_DM.py`` / ``main.py --method DC`` of VICO-UoE/DatasetCondensation, side by side.
+
+Every side runs in its own child process (so its resident-memory peak is its own) on MNIST from the same
+files, with the same resolved hyper-parameters (the ``paper`` budget, capped to ``--iterations``), one
+thread count for all, one after the other. The clock is the one of ``benchmarks/faithfulness.py``: a
+global optimizer hook stamps every step of the image optimizer (wall and process CPU time), so data
+loading and set-up are excluded on both sides. The unit:
+
+* ``dm``: one iteration = one image step (all classes);
+* ``dc``: one outer-loop step (matching on every class + the inner network training) is the gap between
+  consecutive image steps; an iteration is ``outer_loop`` of them, so the table shows median gap ×
+  ``outer_loop`` — this lets IPC 10 (10 outer steps, ~minutes per iteration here) be timed in one iteration;
+* ``d2m``: one iteration = one generator step (embedding + prediction matching on every class), after a
+  one-iteration generator pre-training whose cost is excluded; there is no reference script for it.
+
+The reference needs a checkout the person benchmarking fetched (``--reference PATH``, never part of this
+project); without it only our side is measured. Accuracy is not measured here (a few iterations say
+nothing about it): ``benchmarks/faithfulness.py`` compares the accuracy of the same loops.
+
+    python -m benchmarks.distill_speed --reference /path/to/DatasetCondensation --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from benchmark.data import dataset_spec, load_dataset
+from benchmark.data.shared_npz import find_shared_npz
+from benchmark.distiller import Budget, DistillTask, get_distiller
+from benchmark.provenance import device_description
+from benchmarks.faithfulness import PROJECT_ROOT, image_step_recorder, peak_rss_bytes, prepare_reference, run_reference
+
+DEFAULT_ITERATIONS = {("dm", 1): 8, ("dm", 10): 8, ("dc", 1): 6, ("dc", 10): 1, ("d2m", 1): 8, ("d2m", 10): 8}
+"""Iterations per (method, IPC): enough gaps for a median; DC at IPC 10 is timed per outer-loop step."""
+
+
+def resolved_hparams(method: str, spec, ipc: int, iterations: int):
+    caps = {"iterations": iterations} | ({"pretrain_iterations": 1} if method == "d2m" else {})
+    return get_distiller(method).resolve_hparams(spec, ipc, "paper", caps)
+
+
+def steps_per_iteration(method: str, hp) -> int:
+    return hp.outer_loop if method == "dc" else 1
+
+
+def all_step_recorder(stamps: list[tuple[float, float]]):
+    """Stamp every optimizer step: D2M's generator steps are the last ``iterations`` of them."""
+    return register_optimizer_step_post_hook(lambda *_: stamps.append((time.perf_counter(), time.process_time())))
+
+
+def ours_driver(method: str, ipc: str, iterations: str, threads: str, out: str) -> None:
+    """Child process: one distillation of ours; writes the step stamps and the peak resident memory."""
+    torch.set_num_threads(int(threads))
+    data = load_dataset("mnist")
+    hp = resolved_hparams(method, data.spec, int(ipc), int(iterations))
+    stamps: list[tuple[float, float]] = []
+    handle = (all_step_recorder if method == "d2m" else image_step_recorder)(stamps)
+    with tempfile.TemporaryDirectory(prefix="distill-speed-") as work:
+        task = DistillTask(train=data.train, spec=data.spec, ipc=int(ipc), budget=Budget("paper"),
+                           device=torch.device("cpu"), seed=0, hparams=hp, work_dir=Path(work) / "w",
+                           cache_dir=Path(work) / "c")
+        get_distiller(method).distill(task)
+    handle.remove()
+    if method == "d2m":
+        stamps = stamps[-int(iterations):]
+    Path(out).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes()}))
+
+
+def run_ours(method: str, ipc: int, iterations: int, threads: int, out: Path) -> dict:
+    result = out / f"ours-{method}-ipc{ipc}.json"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.distill_speed", "ours-driver", method, str(ipc),
+                           str(iterations), str(threads), str(result)], cwd=PROJECT_ROOT, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"our {method} at IPC {ipc} failed (exit {done.returncode})")
+    return json.loads(result.read_text())
+
+
+def seconds_per_iteration(stamps: list, per_iteration: int) -> tuple[float, float]:
+    """(wall, CPU) median gap between consecutive stamps, times the stamps per iteration."""
+    if len(stamps) < 2:
+        raise SystemExit(f"only {len(stamps)} step(s) recorded: raise --iterations")
+    medians = []
+    for k in (0, 1):
+        medians.append(statistics.median(b[k] - a[k] for a, b in zip(stamps, stamps[1:], strict=False)))
+    return medians[0] * per_iteration, medians[1] * per_iteration
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "ours-driver":
+        ours_driver(*sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", type=Path, help="a VICO-UoE/DatasetCondensation checkout (optional)")
+    parser.add_argument("--npz", type=Path, default=find_shared_npz("mnist"), help="MNIST as .npz")
+    parser.add_argument("--methods", default="dm,dc,d2m")
+    parser.add_argument("--ipc", default="1,10")
+    parser.add_argument("--iterations", type=int, default=None, help="override every default budget")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.npz is None or not args.npz.is_file():
+        raise SystemExit("MNIST .npz not found: pass --npz PATH")
+    spec = dataset_spec("mnist")
+    out = Path(tempfile.mkdtemp(prefix="distill-speed-out-"))
+    copy = prepare_reference(args.reference.expanduser(), args.npz) if args.reference else None
+    print(f"# distill_speed: MNIST, {device_description(torch.device('cpu'))}, torch {torch.__version__}, "
+          f"{args.threads} thread(s) per process, one process at a time")
+    header = ["method", "IPC", "iterations", "ours s/it (wall)", "ours s/it (CPU)", "ours peak MiB"]
+    header += ["ref s/it (wall)", "ref s/it (CPU)", "ref peak MiB", "speed-up (CPU)"] if copy else []
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    try:
+        for method in args.methods.split(","):
+            for ipc in map(int, args.ipc.split(",")):
+                iterations = args.iterations or DEFAULT_ITERATIONS[(method, ipc)]
+                hp = resolved_hparams(method, spec, ipc, iterations)
+                per = steps_per_iteration(method, hp)
+                ours = run_ours(method, ipc, iterations, args.threads, out)
+                wall, cpu = seconds_per_iteration(ours["stamps"], per)
+                row = [method, str(ipc), str(iterations), f"{wall:.3f}", f"{cpu:.3f}",
+                       f"{ours['peak_rss_bytes'] / 2**20:.0f}"]
+                if copy and method != "d2m":
+                    ref = run_reference(copy, method, hp, ipc, iterations, 1, args.threads, out)
+                    ref_wall, ref_cpu = seconds_per_iteration(ref["stamps"], per)
+                    row += [f"{ref_wall:.3f}", f"{ref_cpu:.3f}", f"{ref['peak_rss_bytes'] / 2**20:.0f}",
+                            f"{ref_cpu / cpu:.2f}x"]
+                elif copy:
+                    row += ["(none)"] * 4
+                rows.append("| " + " | ".join(row) + " |")
+                print(rows[-1], flush=True)
+    finally:
+        if copy:
+            shutil.rmtree(copy, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
