@@ -29,6 +29,7 @@ On a GPU, divide by the card's speed-up over these two cores; ``GPU_SPEEDUP`` is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,14 +82,23 @@ class MethodCost:
 
     iterations: dict[str, int]
     passes: Callable[[int, int], float]  # (ipc, classes) → training image-passes per iteration
-    setup_epochs: float = 0.0  # training epochs over the real data, once per (method, dataset), cached
+    setup_epochs: dict[str, float] = field(default_factory=dict)  # per budget: epochs over the real data,
+    #                                                               once per (setup, dataset), cached
     per_cell_epochs: float = 0.0  # training epochs over the real data in every cell (feature nets)
     source: str = ""
+    setup: str = ""  # name of the cached set-up when methods share one (D2M's pre-trained generator)
 
 
 def no_passes(ipc: int, classes: int) -> float:
     return 0.0
 
+
+D2M_COST = MethodCost(
+    {"paper": 5000, "cpu-small": 100}, lambda ipc, k: k * (128 * REAL_PIXEL / TRAIN_PIXEL + 2 * 128),
+    setup_epochs={"paper": 100 * 3, "cpu-small": 1.0}, setup="d2m-generator",
+    source="d2m/distill.py presets: GAN pre-training (G + D ≈ 3 passes; paper ≈ 100 epochs, cpu-small 600 "
+           "updates of batch 32 ≈ 1 epoch), then matching of 128 real vs 128 generated images per class")
+"""Shared by D2M and its ablations, which read one cached pre-trained generator per dataset."""
 
 METHOD_COSTS: dict[str, MethodCost] = {
     "random": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="sampling only"),
@@ -105,15 +115,18 @@ METHOD_COSTS: dict[str, MethodCost] = {
                      source="DatasetCondensation main_DM.py: Iteration 20000, batch_real 256"),
     "datadam": MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(64, attention=1.3),
                           source="DataDAM main_DataDAM.py: Iteration 20000, batch_real 64"),
-    "mtt": MethodCost({"paper": 5000, "cpu-small": 50}, trajectory_matching(20), setup_epochs=100 * 50,
+    "mtt": MethodCost({"paper": 5000, "cpu-small": 50}, trajectory_matching(20),
+                      setup_epochs={"paper": 100 * 50, "cpu-small": 100 * 50},
                       source="mtt-distillation distill.py: Iteration 5000, syn_steps 20; buffer.py: "
                              "100 experts × 50 epochs"),
     "dim": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=150 * 3,
                       source="DiM gen_condense.py: 150 epochs of GAN + matching (≈3 passes per image)"),
-    "d2m": MethodCost({"paper": 5000, "cpu-small": 100}, lambda ipc, k: k * (64 * REAL_PIXEL / TRAIN_PIXEL + 2 * 64),
-                      setup_epochs=100 * 2,
-                      source="assumption (DESIGN §5): GAN pre-training 100 epochs (G+D ≈ 2 passes), then "
-                             "DM-style matching of 64 real vs 64 generated images per class"),
+    "d2m": D2M_COST,
+    "d2m-em": D2M_COST,
+    "d2m-pm": D2M_COST,
+    "d2m-gen": dataclasses.replace(D2M_COST, iterations={"paper": 0, "cpu-small": 0},
+                                   source="D2M's pre-training only"),
+    "d2m-scratch": dataclasses.replace(D2M_COST, setup_epochs={}, setup="", source="D2M without pre-training"),
 }
 UNCALIBRATED = MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(256), source="costed like DM")
 
@@ -147,10 +160,16 @@ def distill_seconds(cell: DistillCell) -> float:
     return iterations * per_iteration + cost.per_cell_epochs * epoch_seconds(spec, train_images(spec))
 
 
-def setup_seconds(method: str, dataset: str) -> float:
+def setup_seconds(method: str, dataset: str, budget: str) -> float:
     """Estimated seconds of what one (method, dataset) computes once and caches for all its cells."""
     spec = dataset_spec(dataset)
-    return method_cost(method).setup_epochs * epoch_seconds(spec, train_images(spec))
+    epochs = method_cost(method).setup_epochs
+    return epochs.get(budget, epochs.get("paper", 0.0)) * epoch_seconds(spec, train_images(spec))
+
+
+def setup_names(cells: list[DistillCell]) -> dict[tuple[str, str, str], str]:
+    """One representative method per distinct cached set-up (methods sharing one are counted once)."""
+    return {(method_cost(c.method).setup or c.method, c.dataset, c.budget): c.method for c in cells}
 
 
 def eval_seconds(cell: EvalCell) -> float:
@@ -186,7 +205,8 @@ def format_hours(hours: float) -> str:
 def estimate(plan: Plan) -> dict[str, StageEstimate]:
     """Estimated reference-device seconds of each stage of ``plan`` (pass a pending plan for what is left)."""
     distill = StageEstimate(len(plan.distill_cells), sum(map(distill_seconds, plan.distill_cells)))
-    distill.seconds += sum(setup_seconds(m, d) for m, d in {(c.method, c.dataset) for c in plan.distill_cells})
+    distill.seconds += sum(setup_seconds(method, dataset, budget)
+                           for (_, dataset, budget), method in setup_names(plan.distill_cells).items())
     evals = StageEstimate(len(plan.eval_cells), sum(map(eval_seconds, plan.eval_cells)))
     distill.uncalibrated = {c.method for c in plan.distill_cells if c.method not in METHOD_COSTS}
     return {"distill": distill, "eval": evals}
