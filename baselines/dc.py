@@ -41,7 +41,7 @@ from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact,
 from benchmark.errors import invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, real_batches_by_class
-from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, init_synthetic_images
+from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, pixel_parameters
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 """IPC → (outer_loop, inner_loop): reference ``utils.py::get_loops``."""
@@ -114,10 +114,8 @@ class GradientMatching:
         hp = task.hparams
         self.task, self.hp = task, hp
         self.classes = task.spec.num_classes
-        self.images = init_synthetic_images(task.train, task.spec, task.ipc, hp.init, task.generator("init"),
-                                            task.device)
+        self.images, self.optimizer = pixel_parameters(task)
         self.labels = class_labels(self.classes, task.ipc, task.device)
-        self.optimizer = torch.optim.SGD([self.images], lr=hp.lr_img, momentum=hp.momentum_img)
         self.generators = {purpose: task.generator(purpose)
                            for purpose in ("networks", "real-batches", "dsa", "synthetic-batches")}
         self.augment = parse_strategy(hp.dsa_strategy) != ()

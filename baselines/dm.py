@@ -30,7 +30,7 @@ from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
 from benchmark.iterate import run_iterations
 from benchmark.matching import class_mean_distance, has_batchnorm, random_feature_net, real_batches_by_class
-from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, init_synthetic_images
+from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, pixel_parameters
 
 CHECKPOINT_EVERY = 100
 REAL_CHUNK_PIXELS = {"cpu": 256 * 32 * 32, "accelerator": 2560 * 32 * 32}
@@ -80,9 +80,7 @@ class DistributionMatching:
         hp = task.hparams
         self.task, self.hp = task, hp
         self.classes = task.spec.num_classes
-        self.images = init_synthetic_images(task.train, task.spec, task.ipc, hp.init, task.generator("init"),
-                                            task.device)
-        self.optimizer = torch.optim.SGD([self.images], lr=hp.lr_img, momentum=hp.momentum_img)
+        self.images, self.optimizer = pixel_parameters(task)
         self.generators = {purpose: task.generator(purpose) for purpose in ("networks", "real-batches", "dsa")}
         self.augment = parse_strategy(hp.dsa_strategy) != ()
 

@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.backends import BACKENDS, backend_module
+from benchmark.backends import BACKENDS, backend_and_threads, backend_module
 from benchmark.cells import EvalCell, Plan, expand
-from benchmark.cli import comma_list, command_line, default_threads, guarded
+from benchmark.cli import comma_list, command_line, guarded
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.errors import invalid_value
@@ -182,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         a = build_parser().parse_args(argv)
-        if a.backend not in BACKENDS:
-            raise invalid_value("--backend", a.backend, f"one of {', '.join(BACKENDS)}")
-        backend_options = backend_module(a.backend).options(a)
-        threads = a.threads if a.threads is not None else default_threads()
-        if threads < 1:
-            raise invalid_value("--threads", threads, "a positive integer")
+        backend_options, threads = backend_and_threads(a)
         torch.set_num_threads(threads)
         plan = nas_plan(comma_list("--datasets", a.datasets), comma_list("--methods", a.methods),
                         comma_list("--ipc", a.ipc, int), a.budget, comma_list("--seeds", a.seeds, int), a.preset,

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import torch
 
-from benchmark.backends import BACKENDS, RunSummary, backend_module
+from benchmark.backends import BACKENDS, RunSummary, backend_and_threads, backend_module
 from benchmark.cells import Plan, expand
-from benchmark.cli import comma_list, command_line, default_threads, guarded
+from benchmark.cli import comma_list, command_line, guarded
 from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
-from benchmark.errors import invalid_value
 from benchmark.grid import load_grid
 from benchmark.leaderboard import write_reports
 from benchmark.protocol import get_protocol
@@ -85,12 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: list[str] | None) -> RunOptions:
     a = build_parser().parse_args(argv)
-    if a.backend not in BACKENDS:
-        raise invalid_value("--backend", a.backend, f"one of {', '.join(BACKENDS)}")
-    backend_options = backend_module(a.backend).options(a)
-    threads = a.threads if a.threads is not None else default_threads()
-    if threads < 1:
-        raise invalid_value("--threads", threads, "a positive integer")
+    backend_options, threads = backend_and_threads(a)
     axes = {"datasets": comma_list("--datasets", a.datasets), "methods": comma_list("--methods", a.methods),
             "ipc": comma_list("--ipc", a.ipc, int), "archs": comma_list("--archs", a.archs),
             "seeds": comma_list("--seeds", a.seeds, int)}

@@ -6,7 +6,7 @@ random real images of each class when ``--init real``; labels are ``[0]*ipc + [1
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -16,6 +16,9 @@ from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import invalid_value
 from benchmark.models import MODELS
+
+if TYPE_CHECKING:
+    from benchmark.distiller import DistillTask
 
 INITS = ("real", "noise")
 
@@ -58,3 +61,11 @@ def init_synthetic_images(train: LabelledImages, spec: DatasetSpec, ipc: int, in
     else:
         x = torch.randn((spec.num_classes * ipc, *spec.shape), generator=generator, device=generator.device).to(device)
     return x.detach().clone().requires_grad_(True)
+
+
+def pixel_parameters(task: DistillTask) -> tuple[Tensor, torch.optim.SGD]:
+    """DC/DSA/DM's learnable images (``hp.init``) and their SGD optimiser (``hp.lr_img``, ``hp.momentum_img``),
+    built as reference ``main.py`` / ``main_DM.py`` build ``image_syn`` and ``optimizer_img``."""
+    hp = task.hparams
+    images = init_synthetic_images(task.train, task.spec, task.ipc, hp.init, task.generator("init"), task.device)
+    return images, torch.optim.SGD([images], lr=hp.lr_img, momentum=hp.momentum_img)

@@ -9,11 +9,19 @@ give what is asked) and ``run(plan, ctx, options) -> RunSummary``; :data:`BACKEN
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
+from benchmark.cli import default_threads
+from benchmark.errors import invalid_value
 from benchmark.runner import CellOutcome
+
+if TYPE_CHECKING:
+    from benchmark.cells import Plan
+    from benchmark.store import ResultsStore
 
 BACKENDS = {"local": "benchmark.backends.local", "ray": "benchmark.backends.raytune",
             "slurm": "benchmark.backends.slurm"}
@@ -21,6 +29,24 @@ BACKENDS = {"local": "benchmark.backends.local", "ray": "benchmark.backends.rayt
 
 def backend_module(name: str) -> ModuleType:
     return importlib.import_module(BACKENDS[name])
+
+
+def backend_and_threads(args: argparse.Namespace) -> tuple[Any, int]:
+    """The chosen backend's typed options and the torch thread count, from a command's parsed ``--backend``,
+    backend flags and ``--threads``; a bad value is a one-line error naming the flag."""
+    if args.backend not in BACKENDS:
+        raise invalid_value("--backend", args.backend, f"one of {', '.join(BACKENDS)}")
+    threads = args.threads if args.threads is not None else default_threads()
+    if threads < 1:
+        raise invalid_value("--threads", threads, "a positive integer")
+    return backend_module(args.backend).options(args), threads
+
+
+def pending_or_done(plan: Plan, store: ResultsStore, summary: RunSummary) -> Plan:
+    """The plan's cells without a record; the others are counted in ``summary`` as already done."""
+    todo = plan.pending(store)
+    summary.skipped = len(plan) - len(todo)
+    return todo
 
 
 @dataclass

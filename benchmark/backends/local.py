@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from benchmark.backends import RunSummary
+from benchmark.backends import RunSummary, pending_or_done
 from benchmark.cells import Plan
 from benchmark.runner import RunContext, run_cell
 
@@ -31,8 +31,7 @@ def preflight(options: LocalOptions) -> None:
 
 def run(plan: Plan, ctx: RunContext, options: LocalOptions | None = None) -> RunSummary:
     summary = RunSummary()
-    todo = plan.pending(ctx.store)
-    summary.skipped = len(plan) - len(todo)
+    todo = pending_or_done(plan, ctx.store, summary)
     with tqdm(total=len(todo), disable=not ctx.progress, unit="cell", dynamic_ncols=True) as bar:
         for _, cells in todo.stages():
             for cell in cells:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark.backends import RunSummary
+from benchmark.backends import RunSummary, pending_or_done
 from benchmark.cells import DistillCell, EvalCell, Plan
 from benchmark.cli import default_threads
 from benchmark.data import dataset_spec
@@ -187,8 +187,7 @@ def run_stage(ray: Any, stage: str, cells: list, ctx: RunContext, opts: RayOptio
 
 def run(plan: Plan, ctx: RunContext, opts: RayOptions) -> RunSummary:
     summary = RunSummary()
-    todo = plan.pending(ctx.store)
-    summary.skipped = len(plan) - len(todo)
+    todo = pending_or_done(plan, ctx.store, summary)
     if not len(todo):
         return summary
     ray = connect(opts)

@@ -29,7 +29,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
-from benchmark.backends import RunSummary
+from benchmark.backends import RunSummary, pending_or_done
 from benchmark.backends.slurm_resources import SlurmOptions, StageResources, slurm_command
 from benchmark.backends.slurm_resources import add_arguments as add_arguments
 from benchmark.backends.slurm_resources import options as options
@@ -176,8 +176,7 @@ def wait(tracked: dict[str, tuple[Cell, str]], ctx: RunContext, opts: SlurmOptio
 
 def run(plan: Plan, ctx: RunContext, opts: SlurmOptions) -> RunSummary:
     summary = RunSummary()
-    todo = plan.pending(ctx.store)
-    summary.skipped = len(plan) - len(todo)
+    todo = pending_or_done(plan, ctx.store, summary)
     if not len(todo):
         return summary
     live = live_tasks()
