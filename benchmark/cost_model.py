@@ -152,7 +152,9 @@ def distill_seconds(cell: DistillCell) -> float:
     """Estimated seconds of one distillation cell, without the shared set-up (see :func:`setup_seconds`)."""
     spec = dataset_spec(cell.dataset)
     cost = method_cost(cell.method)
-    iterations = cell.hparams.get("iterations", cost.iterations.get(cell.budget, cost.iterations["paper"]))
+    iterations = cost.iterations.get(cell.budget, cost.iterations["paper"])
+    if iterations:  # a method that runs no loop (d2m-gen) may still carry its parent's ``iterations`` field
+        iterations = cell.hparams.get("iterations", iterations)
     if cell.max_iterations:
         iterations = min(iterations, cell.max_iterations)
     ipc = cell.ipc or NOMINAL_IPC
