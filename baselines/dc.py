@@ -35,13 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.augment import dsa, dsa_siamese, parse_strategy, strategy_for
+from benchmark.augment import dsa, dsa_siamese, strategy_for
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
 from benchmark.errors import invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, real_batches_by_class
-from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, pixel_parameters
+from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings, class_labels
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 """IPC → (outer_loop, inner_loop): reference ``utils.py::get_loops``."""
@@ -107,21 +107,14 @@ def class_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int, cr
     return torch.autograd.grad(F.cross_entropy(net(x), y), weights, create_graph=create_graph)
 
 
-class GradientMatching:
-    """The state and the one outer iteration of DC/DSA, in the order of reference ``main.py``."""
+class GradientMatching(PixelMatchingState):
+    """The one outer iteration of DC/DSA, in the order of reference ``main.py``."""
+
+    streams = (*PixelMatchingState.streams, "synthetic-batches")
 
     def __init__(self, task: DistillTask) -> None:
-        hp = task.hparams
-        self.task, self.hp = task, hp
-        self.classes = task.spec.num_classes
-        self.images, self.optimizer = pixel_parameters(task)
+        super().__init__(task)
         self.labels = class_labels(self.classes, task.ipc, task.device)
-        self.generators = {purpose: task.generator(purpose)
-                           for purpose in ("networks", "real-batches", "dsa", "synthetic-batches")}
-        self.augment = parse_strategy(hp.dsa_strategy) != ()
-
-    def state(self) -> dict:
-        return {"images": self.images, "image_optimizer": self.optimizer, **self.generators}
 
     def match(self, net: nn.Module, weights: list[Tensor]) -> float:
         """One image update: Σ over classes of the gradient distance, real vs synthetic (Algorithm 1)."""

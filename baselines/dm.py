@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from benchmark.augment import DEFAULT_STRATEGY, dsa_siamese, parse_strategy, strategy_for
+from benchmark.augment import DEFAULT_STRATEGY, dsa_siamese, strategy_for
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
 from benchmark.iterate import run_iterations
 from benchmark.matching import class_mean_distance, has_batchnorm, random_feature_net, real_batches_by_class
-from benchmark.synthetic import check_ipc, check_learning_settings, class_labels, pixel_parameters
+from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings, class_labels
 
 CHECKPOINT_EVERY = 100
 REAL_CHUNK_PIXELS = {"cpu": 256 * 32 * 32, "accelerator": 2560 * 32 * 32}
@@ -73,19 +73,8 @@ def embed_real(net: nn.Module, x: Tensor) -> Tensor:
         return torch.cat([net.embed(part) for part in torch.split(x, chunk)])
 
 
-class DistributionMatching:
-    """The state and the one iteration of DM, in the order of reference ``main_DM.py``."""
-
-    def __init__(self, task: DistillTask) -> None:
-        hp = task.hparams
-        self.task, self.hp = task, hp
-        self.classes = task.spec.num_classes
-        self.images, self.optimizer = pixel_parameters(task)
-        self.generators = {purpose: task.generator(purpose) for purpose in ("networks", "real-batches", "dsa")}
-        self.augment = parse_strategy(hp.dsa_strategy) != ()
-
-    def state(self) -> dict:
-        return {"images": self.images, "image_optimizer": self.optimizer, **self.generators}
+class DistributionMatching(PixelMatchingState):
+    """The one iteration of DM, in the order of reference ``main_DM.py``."""
 
     def loss(self, net: nn.Module, reals: list[Tensor]) -> Tensor:
         """Σ over classes of the squared distance between mean real and mean synthetic embeddings."""

@@ -23,10 +23,16 @@ if TYPE_CHECKING:
 INITS = ("real", "noise")
 
 
-def check_ipc(spec: DatasetSpec, ipc: int | None) -> None:
-    """One-line error unless ``ipc`` is a positive count that the smallest class of ``spec`` can supply."""
+def require_positive_ipc(ipc: int | None) -> None:
+    """One-line error unless ``ipc`` is a positive count (what a generator, which has no class size to
+    respect, asks of it)."""
     if ipc is None or ipc < 1:
         raise invalid_value("ipc", ipc, "a positive number of images per class")
+
+
+def check_ipc(spec: DatasetSpec, ipc: int | None) -> None:
+    """One-line error unless ``ipc`` is a positive count that the smallest class of ``spec`` can supply."""
+    require_positive_ipc(ipc)
     if spec.min_class_size is not None and ipc > spec.min_class_size:
         raise invalid_value("ipc", ipc, f"at most {spec.min_class_size}, the smallest class of {spec.name}")
 
@@ -63,9 +69,24 @@ def init_synthetic_images(train: LabelledImages, spec: DatasetSpec, ipc: int, in
     return x.detach().clone().requires_grad_(True)
 
 
-def pixel_parameters(task: DistillTask) -> tuple[Tensor, torch.optim.SGD]:
-    """DC/DSA/DM's learnable images (``hp.init``) and their SGD optimiser (``hp.lr_img``, ``hp.momentum_img``),
-    built as reference ``main.py`` / ``main_DM.py`` build ``image_syn`` and ``optimizer_img``."""
-    hp = task.hparams
-    images = init_synthetic_images(task.train, task.spec, task.ipc, hp.init, task.generator("init"), task.device)
-    return images, torch.optim.SGD([images], lr=hp.lr_img, momentum=hp.momentum_img)
+class PixelMatchingState:
+    """What the pixel-matching loops of DC/DSA and DM keep between iterations: the task and its resolved
+    hyper-parameters, the learnable images (``hp.init``) and their SGD optimiser (``hp.lr_img``,
+    ``hp.momentum_img``) as reference ``main.py`` / ``main_DM.py`` build ``image_syn`` and
+    ``optimizer_img``, one random stream per name in :attr:`streams`, and whether DSA is on."""
+
+    streams: tuple[str, ...] = ("networks", "real-batches", "dsa")
+
+    def __init__(self, task: DistillTask) -> None:
+        hp = task.hparams
+        self.task, self.hp = task, hp
+        self.classes = task.spec.num_classes
+        self.images = init_synthetic_images(task.train, task.spec, task.ipc, hp.init, task.generator("init"),
+                                            task.device)
+        self.optimizer = torch.optim.SGD([self.images], lr=hp.lr_img, momentum=hp.momentum_img)
+        self.generators = {purpose: task.generator(purpose) for purpose in self.streams}
+        self.augment = parse_strategy(hp.dsa_strategy) != ()
+
+    def state(self) -> dict:
+        """What a checkpoint saves and a resume restores."""
+        return {"images": self.images, "image_optimizer": self.optimizer, **self.generators}
