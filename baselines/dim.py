@@ -64,7 +64,7 @@ from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.models import build_model
 from benchmark.seeding import derive_seed, generator
-from benchmark.synthetic import class_labels
+from benchmark.synthetic import class_labels, require_positive_ipc
 from benchmark.trajectories import TrainingRecipe, cached_trajectories
 
 SAMPLE_CHUNK = 512
@@ -221,8 +221,7 @@ class DiMArtifact(Artifact):
         self.gen.eval()
 
     def synthesize(self, ipc: int, seed: int) -> SyntheticSet:
-        if ipc < 1:
-            raise invalid_value("ipc", ipc, "a positive number of images per class")
+        require_positive_ipc(ipc)
         s = self.config["spec"]
         labels = class_labels(s["num_classes"], ipc)
         noise_rng = generator(seed, "dim-synthesize", ipc)  # on the CPU: the same noise on every device
@@ -264,8 +263,8 @@ class DiM(Distiller):
         return hp if preset == "paper" else dataclasses.replace(hp, **CPU_SMALL)
 
     def check(self, spec: DatasetSpec, ipc: int | None) -> None:
-        if ipc is not None and ipc < 1:
-            raise invalid_value("ipc", ipc, "a positive number of images per class")
+        if ipc is not None:
+            require_positive_ipc(ipc)
         seed_size(spec.resolution)
 
     def distill(self, task: DistillTask) -> Artifact:

@@ -19,9 +19,9 @@ import torch
 
 from benchmark.checkpoints import load_checked
 from benchmark.distiller import Artifact, LoadContext, SyntheticSet
-from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.errors import BenchmarkError
 from benchmark.seeding import generator as seeded_generator
-from benchmark.synthetic import class_labels
+from benchmark.synthetic import class_labels, require_positive_ipc
 from d2m.generator import Generator, GeneratorConfig, build_generator, parameter_count, state_bytes
 from d2m.pretrain import save_generator
 
@@ -40,8 +40,7 @@ class GeneratorArtifact(Artifact):
 
     @torch.no_grad()
     def synthesize(self, ipc: int, seed: int) -> SyntheticSet:
-        if ipc < 1:
-            raise invalid_value("ipc", ipc, "a positive number of images per class")
+        require_positive_ipc(ipc)
         net, config = self.generator, self.generator.config
         device = next(net.parameters()).device
         z = torch.cat([torch.randn(ipc, config.latent_dim, generator=seeded_generator(seed, "d2m-sample", c))

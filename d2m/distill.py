@@ -47,7 +47,7 @@ from benchmark.iterate import run_iterations
 from benchmark.matching import ActivationRecorder, random_feature_net, real_batches_by_class
 from benchmark.models import list_models
 from benchmark.seeding import derive_seed
-from benchmark.synthetic import class_labels
+from benchmark.synthetic import class_labels, require_positive_ipc
 from d2m.artifact import GeneratorArtifact
 from d2m.generator import Generator, GeneratorConfig, architecture_for, build_generator
 from d2m.losses import embedding_matching_loss, prediction_matching_loss
@@ -163,8 +163,8 @@ class D2M(Distiller):
         return table.get(spec.family, table.get(CPU_SMALL_FALLBACK, PAPER))
 
     def check(self, spec: DatasetSpec, ipc: int | None) -> None:
-        if ipc is not None and ipc < 1:
-            raise invalid_value("ipc", ipc, "a positive number of images per class")
+        if ipc is not None:
+            require_positive_ipc(ipc)
         architecture_for(spec.resolution)
 
     def starting_generator(self, task: DistillTask) -> StartingGenerator:
