@@ -52,40 +52,30 @@ def random_set(data, ipc: int) -> SyntheticSet:
     return SyntheticSet(x, torch.arange(data.spec.num_classes, device=x.device).repeat_interleave(ipc))
 
 
-def floor_seconds_per_epoch(data, s: SyntheticSet, epochs: int, seed: int) -> float:
-    """Forward + backward + SGD step on fixed batches of the evaluator's sizes: the arithmetic alone."""
+def floor_seconds_per_epoch(data, s: SyntheticSet, epochs: int, seed: int, precision: str = "fp32",
+                            warmup_epochs: int = 0) -> float:
+    """Forward + backward + SGD step on fixed batches of the evaluator's sizes: the arithmetic alone, at
+    ``precision``, timed after ``warmup_epochs`` untimed ones."""
     net = build_model("convnet", data.spec, seed=seed, device=s.x.device)
     opt = torch.optim.SGD(net.parameters(), lr=PAPER.lr, momentum=PAPER.momentum, weight_decay=PAPER.weight_decay)
     batches = list(zip(s.x.split(PAPER.batch_size), s.y.split(PAPER.batch_size), strict=True))
-    start = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(warmup_epochs + epochs):
+        if epoch == warmup_epochs:
+            start = time.perf_counter()
         for x, y in batches:
-            loss = F.cross_entropy(net(x), y)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     return (time.perf_counter() - start) / epochs
 
 
-def step_seconds(data, precision: str, batch: int = 32, reps: int = 2) -> float:
-    """One fwd + bwd + SGD step of the ConvNet on ``batch`` training images at ``precision`` (after a warm-up)."""
-    net = build_model("convnet", data.spec, seed=0, device=data.train.labels.device)
-    opt = torch.optim.SGD(net.parameters(), lr=PAPER.lr)
-    x, y = data.train.images_at(torch.arange(batch)), data.train.labels[:batch]
-    for rep in range(reps + 1):
-        if rep == 1:
-            start = time.perf_counter()
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return (time.perf_counter() - start) / reps
-
-
 def usable_precisions(data, precisions: list[str]) -> list[str]:
     """Probe each precision's raw step cost; drop one that is slower than fp32 (no native units), saying so."""
-    cost = {q: step_seconds(data, q) for q in dict.fromkeys(["fp32", *precisions])}
+    probe = SyntheticSet(data.train.images_at(torch.arange(32)), data.train.labels[:32])
+    cost = {q: floor_seconds_per_epoch(data, probe, 2, 0, q, warmup_epochs=1)
+            for q in dict.fromkeys(["fp32", *precisions])}
     for q in precisions:
         print(f"# probe: {q} fwd+bwd step on 32 images: {cost[q]:.3f} s ({cost[q] / cost['fp32']:.2f}x fp32)")
     kept = ["fp32", *(q for q in precisions if q != "fp32" and cost[q] <= cost["fp32"])]
