@@ -37,9 +37,8 @@ from torch import Tensor, nn
 
 from benchmark.augment import dsa, dsa_siamese, strategy_for
 from benchmark.data.spec import DatasetSpec
-from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
+from benchmark.distiller import Artifact, Distiller, DistillTask, SyntheticSet, register_distiller
 from benchmark.errors import invalid_value
-from benchmark.iterate import run_iterations
 from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, real_batches_by_class
 from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings, class_labels
 
@@ -183,11 +182,4 @@ class DC(Distiller):
         dc_loops(ipc)
 
     def distill(self, task: DistillTask) -> Artifact:
-        matching = GradientMatching(task)
-        total = task.budget.cap(task.hparams.iterations)
-        report = run_iterations(total, matching.step, matching.state(), task.work_dir,
-                                checkpoint_every=CHECKPOINT_EVERY, log_every=max(1, total // 100),
-                                progress=task.progress, desc=f"{self.name} ipc{task.ipc}")
-        synthetic = SyntheticSet(matching.images.detach().cpu(), matching.labels.cpu())
-        return PixelArtifact(synthetic, task.ipc, {**report.summary(), "init": task.hparams.init,
-                                                   "dsa_strategy": task.hparams.dsa_strategy})
+        return GradientMatching(task).run(CHECKPOINT_EVERY, f"{self.name} ipc{task.ipc}")

@@ -27,10 +27,9 @@ from torch import Tensor, nn
 
 from benchmark.augment import DEFAULT_STRATEGY, dsa_siamese, strategy_for
 from benchmark.data.spec import DatasetSpec
-from benchmark.distiller import Artifact, Distiller, DistillTask, PixelArtifact, SyntheticSet, register_distiller
-from benchmark.iterate import run_iterations
+from benchmark.distiller import Artifact, Distiller, DistillTask, register_distiller
 from benchmark.matching import class_mean_distance, has_batchnorm, random_feature_net, real_batches_by_class
-from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings, class_labels
+from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings
 
 CHECKPOINT_EVERY = 100
 REAL_CHUNK_PIXELS = {"cpu": 256 * 32 * 32, "accelerator": 2560 * 32 * 32}
@@ -113,11 +112,4 @@ class DM(Distiller):
         check_ipc(spec, ipc)
 
     def distill(self, task: DistillTask) -> Artifact:
-        matching = DistributionMatching(task)
-        total = task.budget.cap(task.hparams.iterations)
-        report = run_iterations(total, matching.step, matching.state(), task.work_dir,
-                                checkpoint_every=CHECKPOINT_EVERY, log_every=max(1, total // 100),
-                                progress=task.progress, desc=f"dm ipc{task.ipc}")
-        synthetic = SyntheticSet(matching.images.detach().cpu(), class_labels(task.spec.num_classes, task.ipc))
-        return PixelArtifact(synthetic, task.ipc, {**report.summary(), "init": task.hparams.init,
-                                                   "dsa_strategy": task.hparams.dsa_strategy})
+        return DistributionMatching(task).run(CHECKPOINT_EVERY, f"dm ipc{task.ipc}")

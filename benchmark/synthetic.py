@@ -14,7 +14,9 @@ from torch import Tensor
 from benchmark.augment import parse_strategy
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
+from benchmark.distiller import PixelArtifact, SyntheticSet
 from benchmark.errors import invalid_value
+from benchmark.iterate import run_iterations
 from benchmark.models import MODELS
 
 if TYPE_CHECKING:
@@ -90,3 +92,17 @@ class PixelMatchingState:
     def state(self) -> dict:
         """What a checkpoint saves and a resume restores."""
         return {"images": self.images, "image_optimizer": self.optimizer, **self.generators}
+
+    def step(self, it: int) -> float:
+        """One iteration of the method; returns its loss."""
+        raise NotImplementedError
+
+    def run(self, checkpoint_every: int, desc: str) -> PixelArtifact:
+        """The budget's iterations of :meth:`step` (checkpointed, resumable), then the images as an artifact."""
+        task, hp = self.task, self.hp
+        total = task.budget.cap(hp.iterations)
+        report = run_iterations(total, self.step, self.state(), task.work_dir, checkpoint_every=checkpoint_every,
+                                log_every=max(1, total // 100), progress=task.progress, desc=desc)
+        synthetic = SyntheticSet(self.images.detach().cpu(), class_labels(self.classes, task.ipc))
+        return PixelArtifact(synthetic, task.ipc, {**report.summary(), "init": hp.init,
+                                                   "dsa_strategy": hp.dsa_strategy})
