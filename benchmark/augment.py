@@ -160,9 +160,13 @@ def _choose_family(strategy: str, generator: torch.Generator) -> str | None:
     return families[int(_randint(0, len(families), 1, generator).item())]
 
 
-def dsa(x: Tensor, strategy: str, generator: torch.Generator, p: DSAParams = DSA_PARAMS) -> Tensor:
-    """Augment a batch: one family for the call, magnitudes drawn per image."""
-    family = _choose_family(strategy, generator)
+def dsa(x: Tensor, strategy: str, generator: torch.Generator, p: DSAParams = DSA_PARAMS,
+        family_generator: torch.Generator | None = None) -> Tensor:
+    """Augment a batch: one family for the call, magnitudes drawn per image.
+
+    The family is drawn from ``family_generator`` when given: a CPU generator there spares a CUDA caller
+    the host-device synchronisation that reading a draw from a device generator costs on every call."""
+    family = _choose_family(strategy, family_generator or generator)
     if family is None:
         return x
     return apply(family, x, draw(family, x.shape[0], x.shape[2], x.shape[3], generator, p), p).contiguous()

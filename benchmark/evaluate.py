@@ -11,8 +11,8 @@ real test set is then whitened with the fit of the same real training split (:mo
 reference does, and the record says so under ``preprocessing``.
 
 Performance shape (see DESIGN §4): the training set and the test set stay on the device as tensors (no
-DataLoader), augmentation is one batched call per minibatch, and the K seeds run in a plain loop, which
-beats vmap ensembling on CPU.
+DataLoader), augmentation is one batched call per minibatch, and the K seeds run in a plain loop on CPU (where it
+beats vmap ensembling) and as one stacked, vmapped ensemble on CUDA (:mod:`benchmark.ensemble`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from benchmark.augment import dsa, strategy_for
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import TrainingSet
+from benchmark.ensemble import train_together, trains_together
 from benchmark.errors import BenchmarkError
 from benchmark.models import build_model
 from benchmark.protocol import EvalProtocol
@@ -131,27 +132,35 @@ def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int, precisi
 
 def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec, arch: str, protocol: EvalProtocol,
              seeds: list[int], device: torch.device, model_kwargs: dict | None = None,
-             train: LabelledImages | None = None, cache_dir: Path | None = None) -> EvalResult:
+             train: LabelledImages | None = None, cache_dir: Path | None = None,
+             seeds_together: str = "auto") -> EvalResult:
     """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``.
 
     ``model_kwargs`` reach the architecture's builder (a NAS candidate's width, depth, norm, activation,
     pooling); ``train`` and ``cache_dir`` are needed only for sets whose hints ask for input preprocessing
-    (ZCA)."""
+    (ZCA); ``seeds_together`` (auto, on, off) says whether the K networks train as one stacked ensemble
+    (:mod:`benchmark.ensemble`; ``auto``: on CUDA) or one after another."""
     training_set.validate(spec)
     test, preprocessing = preprocessed_test_set(training_set, test, train, cache_dir, device)
     protocol, epochs = effective_protocol(protocol, training_set)
     strategy = strategy_for(spec, protocol.dsa_strategy)
-    accuracies, train_s, test_s, losses = [], 0.0, 0.0, []
-    for seed in seeds:
-        net = build_model(arch, spec, seed=derive_seed(seed, "eval-init", arch), device=device, **(model_kwargs or {}))
-        rng = generator(seed, "eval-train", device=device)
-        start = time.perf_counter()
-        losses.append(train_network(net, training_set, protocol, epochs, strategy, rng))
-        train_s += time.perf_counter() - start
-        start = time.perf_counter()
-        accuracies.append(top1_accuracy(net, test, protocol.test_batch_size, protocol.precision))
-        test_s += time.perf_counter() - start
+    together = trains_together(seeds_together, training_set, seeds, device)
+    nets = [build_model(arch, spec, seed=derive_seed(seed, "eval-init", arch), device=device, **(model_kwargs or {}))
+            for seed in seeds]
+    start = time.perf_counter()
+    if together:
+        losses = train_together(nets, training_set, protocol, epochs, strategy,
+                                generator(*seeds, "eval-train-together", device=device),
+                                generator(*seeds, "eval-train-together-families"))
+    else:
+        streams = [generator(seed, "eval-train", device=device) for seed in seeds]
+        losses = [train_network(net, training_set, protocol, epochs, strategy, rng)
+                  for net, rng in zip(nets, streams, strict=True)]
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    accuracies = [top1_accuracy(net, test, protocol.test_batch_size, protocol.precision) for net in nets]
+    test_s = time.perf_counter() - start
     return EvalResult(accuracies=accuracies, seeds=list(seeds), protocol=protocol.as_record(), train_seconds=train_s,
                       test_seconds=test_s, epochs=epochs, train_images=len(training_set),
-                      extra={"final_train_loss": losses, "dsa_strategy": strategy,
+                      extra={"final_train_loss": losses, "dsa_strategy": strategy, "seeds_together": together,
                              **({"preprocessing": preprocessing} if preprocessing else {})})

@@ -41,6 +41,7 @@ class RunContext:
     data: DataOptions = field(default_factory=DataOptions)
     device: str = "auto"
     progress: bool = False
+    seeds_together: str = "auto"  # K evaluation networks as one stacked ensemble (benchmark.ensemble)
     command: str = ""  # the command line that launched the run, kept in every record it writes
 
     @property
@@ -150,7 +151,7 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
         sample_seconds = time.perf_counter() - start
         result = evaluate(training_set, dataset.test, dataset.spec, cell.arch, EvalProtocol(**cell.protocol),
                           network_seeds(cell), device, cell.model_kwargs, train=dataset.train,
-                          cache_dir=store.cache_dir)
+                          cache_dir=store.cache_dir, seeds_together=ctx.seeds_together)
     return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
                        "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
                        "train_images": result.train_images, "test_images": len(dataset.test),

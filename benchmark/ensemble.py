@@ -1,0 +1,104 @@
+"""K evaluation networks trained together: stacked parameters, one vmapped step per minibatch.
+
+Why (DESIGN §4): a distilled set is tiny — IPC 10 on CIFAR-10 is a single batch of 100 images — so on a
+GPU one network's step leaves the card idle between kernel launches. Stacking the K seeds' parameters
+(``torch.func.stack_module_state``) and vmapping the functional forward trains all K with one launch
+sequence. On the project's 2-core CPU the plain loop of :func:`benchmark.evaluate.train_network` wins
+(vmap was 2.8× slower there), so ``seeds_together="auto"`` takes this path on CUDA only;
+``benchmarks/eval_speed.py`` measures both, side by side.
+
+The protocol is the loop's (VICO-UoE/DatasetCondensation ``utils.py::evaluate_synset``): each network
+starts from the initialisation its seed gives in the loop, draws its own shuffle every epoch and its own
+DSA magnitudes per image, and SGD's momentum and weight decay act element-wise on the stacked tensors —
+K independent optimisers; the lr decays once and momentum restarts, as the reference's rebuilt optimizer
+does. Two things are shared by the K networks of one step: the random stream, and the DSA family drawn for
+the step (one batched augmentation call; drawn from a CPU generator so a CUDA step never waits for the
+host). Every network still sees the reference's augmentation distribution, so results equal the loop's in
+distribution, not bit for bit; each record says which path ran (``seeds_together``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state
+
+from benchmark.augment import dsa
+from benchmark.distiller import SyntheticSet, TrainingSet
+from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.protocol import EvalProtocol
+
+SEEDS_TOGETHER = ("auto", "on", "off")
+
+
+def trains_together(choice: str, training_set: TrainingSet, seeds: list[int], device: torch.device) -> bool:
+    """Whether the K seeds train as one stacked ensemble: ``on`` always, ``auto`` on CUDA, ``off`` never.
+
+    Only a synthetic set qualifies (a whole real dataset trains one network at a time: K copies of every
+    batch would not pay), and only when there are several seeds."""
+    if choice not in SEEDS_TOGETHER:
+        raise invalid_value("seeds_together", choice, ", ".join(SEEDS_TOGETHER))
+    wanted = choice == "on" or (choice == "auto" and device.type == "cuda")
+    return wanted and isinstance(training_set, SyntheticSet) and len(seeds) > 1
+
+
+def per_network_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of each network over its own batch: (K, B, classes) logits → (K,) losses.
+
+    ``targets`` are (K, B) class indices or (K, B, classes) probability vectors (soft labels)."""
+    if targets.ndim == 3:
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean(dim=1)
+    k, b = targets.shape
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(k, b).mean(dim=1)
+
+
+def train_together(nets: list[nn.Module], training_set: SyntheticSet, protocol: EvalProtocol, epochs: int,
+                   strategy: str, rng: torch.Generator, family_rng: torch.Generator) -> list[float]:
+    """Train ``nets`` in place as one stacked ensemble; returns each network's last-epoch mean training loss."""
+    params, buffers = stack_module_state(nets)
+    template = copy.deepcopy(nets[0]).to("meta")
+    template.train()
+
+    def forward(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(template, (p, b), (x,))
+
+    batched = torch.vmap(forward, randomness="different")
+    optimizer = torch.optim.SGD(params.values(), lr=protocol.lr, momentum=protocol.momentum,
+                                weight_decay=protocol.weight_decay)
+    decay_at = protocol.decay_epoch(epochs)
+    bf16 = protocol.precision == "bf16"
+    k, n, device = len(nets), len(training_set), training_set.x.device
+    totals = torch.zeros(k, device=device)
+    for epoch in range(epochs):
+        if epoch == decay_at and epoch > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = protocol.lr * protocol.lr_decay_factor
+            optimizer.state.clear()  # momentum restarts, as in the loop
+        totals = torch.zeros(k, device=device)  # summed on the device: no sync per step
+        orders = torch.rand(k, n, generator=rng, device=rng.device).argsort(dim=1).to(device)
+        for start in range(0, n, protocol.batch_size):
+            idx = orders[:, start : start + protocol.batch_size]
+            x = dsa(training_set.x[idx].flatten(0, 1), strategy, rng, family_generator=family_rng)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = batched(params, buffers, x.unflatten(0, (k, -1)))
+            losses = per_network_loss(logits.float(), training_set.y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # network i's parameters get exactly the gradient of its own loss
+            optimizer.step()
+            totals += losses.detach() * idx.shape[1]
+    last = (totals / n).tolist()
+    if any(v != v for v in last):
+        raise BenchmarkError("evaluation training diverged (loss is NaN)")
+    unstack(nets, params, buffers)
+    return last
+
+
+@torch.no_grad()
+def unstack(nets: list[nn.Module], params: dict[str, Tensor], buffers: dict[str, Tensor]) -> None:
+    """Copy network ``i``'s slice of the stacked tensors back into ``nets[i]``."""
+    for i, net in enumerate(nets):
+        for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+            tensor.copy_((params if name in params else buffers)[name][i])

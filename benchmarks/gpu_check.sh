@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The GPU checks of issues 3 and 7 in one short run, for a lent GPU machine (numbers: benchmarks/RESULTS.md).
+#
+#   OUT=DIR REFERENCE=DC_CHECKOUT [SHARED=DIR] [BUDGET_S=500] [DEVICE=cuda] bash benchmarks/gpu_check.sh
+#
+# Stages, most important first, each under its own time limit so a slow one cannot starve the rest:
+#   1. the stacked-ensemble evaluator on CUDA on digits (a few seconds): if it fails, later stages train
+#      the K networks one after another (--seeds-together off) and the log says so;
+#   2. benchmarks/eval_speed.py on CIFAR-10, IPC 1/10/50, K = 5, against the reference evaluation loop
+#      (issue 7's GPU goal: >= 10x the reference at IPC 10);
+#   3. the D2M evidence grid (experiments/d2m-evidence.toml: paper protocol, 5 networks per set) on
+#      CIFAR-10, then on digits (issue 3).
+# Logs and the results store (records; artifacts too when small enough) are written under OUT.
+set -u
+out=${OUT:?set OUT to a folder for logs and results}
+reference=${REFERENCE:?set REFERENCE to a VICO-UoE/DatasetCondensation checkout}
+budget=${BUDGET_S:-500}
+results=${RESULTS:-/tmp/gpu-check-results}
+device=${DEVICE:-cuda}
+started=$(date +%s)
+export PYTHONUNBUFFERED=1
+[ -n "${SHARED:-}" ] && export D2M_BENCH_SHARED_DATA=$SHARED
+
+left() { echo $((budget - ($(date +%s) - started))); }
+stage() {  # stage NAME SECONDS COMMAND...: run under min(SECONDS, time left), log to OUT/NAME.log
+  local name=$1 limit=$2; shift 2
+  local cap; cap=$(left)
+  [ "$cap" -lt "$limit" ] && limit=$cap
+  if [ "$limit" -le 10 ]; then echo "## $name: skipped, no time left"; return 1; fi
+  echo "## $name (limit ${limit}s, $(date -u +%H:%M:%S))"
+  timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "## $name: exit $rc after $(($(date +%s) - started))s in all"
+  return "$rc"
+}
+
+nvidia-smi -L 2>/dev/null
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+
+together=auto
+DEVICE=$device stage ensemble 90 python3 - <<'EOF' || together=off
+import dataclasses, os, time, torch
+from benchmark.data import load_dataset
+from benchmark.distiller import SyntheticSet
+from benchmark.evaluate import evaluate
+from benchmark.protocol import get_protocol
+data = load_dataset("digits")
+cuda = torch.device(os.environ.get("DEVICE", "cuda"))
+x = torch.cat([data.train.images_of_class(c, 10, torch.Generator().manual_seed(0)) for c in range(10)])
+s = SyntheticSet(x.to(cuda), torch.arange(10, device=cuda).repeat_interleave(10))
+test = data.test.to(cuda)
+protocol = dataclasses.replace(get_protocol("smoke"), epochs=50)
+for mode in ("off", "on", "on"):  # the second "on" runs warm
+    start = time.perf_counter()
+    r = evaluate(s, test, data.spec, "convnet", protocol, [0, 1, 2, 3, 4], cuda, seeds_together=mode)
+    print(mode, r.extra["seeds_together"], [round(a, 1) for a in r.accuracies], f"{time.perf_counter() - start:.2f}s")
+assert r.extra["seeds_together"] and min(r.accuracies) > 50
+EOF
+echo "## grids train the K networks with --seeds-together $together"
+
+stage eval_speed 170 python3 -m benchmarks.eval_speed --datasets cifar10 --ipc 10,1,50 --seeds 5 --epochs 300 \
+    --precisions fp32,bf16 --device "$device" --threads 8 --reference "$reference"
+
+for dataset in cifar10 digits; do
+  stage "d2m_evidence_$dataset" 300 python3 -m benchmark.run --grid experiments/d2m-evidence.toml \
+      --datasets "$dataset" --device "$device" --seeds-together "$together" --results "$results" --no-progress --no-report
+done
+
+tar -cJf "$out/records.tar.xz" -C "$results" records failures
+tar -cJf "$out/artifacts.tar.xz" -C "$results" artifacts
+[ "$(stat -c %s "$out/artifacts.tar.xz")" -lt 15000000 ] || rm -f "$out/artifacts.tar.xz"
+ls -la "$out"
+echo "## done in $(($(date +%s) - started))s"
