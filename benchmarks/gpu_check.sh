@@ -17,6 +17,7 @@ reference=${REFERENCE:?set REFERENCE to a VICO-UoE/DatasetCondensation checkout}
 budget=${BUDGET_S:-500}
 results=${RESULTS:-/tmp/gpu-check-results}
 device=${DEVICE:-cuda}
+stages=${STAGES:-ensemble,eval_speed,grids}  # a comma list: rerun only some
 started=$(date +%s)
 export PYTHONUNBUFFERED=1
 [ -n "${SHARED:-}" ] && export D2M_BENCH_SHARED_DATA=$SHARED
@@ -24,6 +25,7 @@ export PYTHONUNBUFFERED=1
 left() { echo $((budget - ($(date +%s) - started))); }
 stage() {  # stage NAME SECONDS COMMAND...: run under min(SECONDS, time left), log to OUT/NAME.log
   local name=$1 limit=$2; shift 2
+  case ",$stages," in *",${name%%_*},"*|*",$name,"*) ;; *) echo "## $name: not asked for"; return 0;; esac
   local cap; cap=$(left)
   [ "$cap" -lt "$limit" ] && limit=$cap
   if [ "$limit" -le 10 ]; then echo "## $name: skipped, no time left"; return 1; fi
@@ -61,9 +63,11 @@ echo "## grids train the K networks with --seeds-together $together"
 stage eval_speed 170 python3 -m benchmarks.eval_speed --datasets cifar10 --ipc 10,1,50 --seeds 5 --epochs 300 \
     --precisions fp32,bf16 --device "$device" --threads 8 --reference "$reference"
 
-for dataset in cifar10 digits; do
-  stage "d2m_evidence_$dataset" 300 python3 -m benchmark.run --grid experiments/d2m-evidence.toml \
-      --datasets "$dataset" --device "$device" --seeds-together "$together" --results "$results" --no-progress --no-report
+for part in cifar10:1,10 cifar10:50 digits:1,10,50; do  # CIFAR-10 first: the CPU cannot afford it
+  ipcs=${part#*:}
+  stage "grids_d2m_evidence_${part%%:*}_ipc${ipcs//,/-}" 300 python3 -m benchmark.run \
+      --grid experiments/d2m-evidence.toml --datasets "${part%%:*}" --ipc "$ipcs" --device "$device" \
+      --seeds-together "$together" --results "$results" --no-progress --no-report
 done
 
 tar -cJf "$out/records.tar.xz" -C "$results" records failures

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from synthetic_records import StoreBuilder, pixel_set
+from synthetic_records import StoreBuilder, pixel_set, protocol
 
 from benchmark import leaderboard
 from benchmark.nas import Candidate
@@ -62,6 +62,18 @@ def test_variant_labels_name_sweeps_but_not_ipc_dependent_defaults(builder):
     frame = records_frame(builder.store)
     labels = set(frame["method"] + "/" + frame["ipc"].astype(str) + "/" + frame["variant"])
     assert labels == {"dc/1/", "dc/10/", "d2m/10/temperature=1.0", "d2m/10/temperature=4.0"}
+
+
+def test_a_protocol_overridden_by_a_grid_gets_its_own_table_instead_of_being_pooled(builder):
+    key = builder.distill("random", 10)
+    builder.evaluate(key, 10, [80.0])  # the smoke protocol as named (2 models in these tests)
+    sweep = {"protocol": {**protocol("smoke"), "models": 3}}  # a grid's --models 3 on the same protocol name
+    builder.evaluate(key, 10, [70.0, 72.0, 74.0], extra_config=sweep)
+    builder.evaluate(builder.distill("random", 1), 1, [30.0], protocol_name="paper")  # alone under its name
+    assert set(records_frame(builder.store)["protocol"]) == {"smoke [models=2]", "smoke [models=3]", "paper"}
+    text = leaderboard.write_reports(builder.store.root)
+    assert "80.00 ± 0.00" in text.split("protocol `smoke [models=2]`")[1].split("###")[0]
+    assert "72.00 ± 1.63" in text.split("protocol `smoke [models=3]`")[1].split("###")[0]
 
 
 def test_serving_cost_pixel_methods_sum_generators_sample(builder):

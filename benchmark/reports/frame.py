@@ -90,6 +90,8 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
     return {
         "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
         "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
+        "protocol_values": json.dumps({k: v for k, v in config["protocol"].items() if k not in ("name", "description")},
+                                      sort_keys=True),
         "protocol_description": config["protocol"].get("description", ""), "seed": config.get("sample_seed"),
         "distill_key": config.get("distill_key"), "hparams": d.get("hparams", "{}"), "budget": d.get("budget"),
         "accuracies": accuracies, "distill_seconds": d.get("wall_seconds"),
@@ -103,10 +105,30 @@ def by_key(distills: pd.DataFrame) -> dict[str, dict]:
     return {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
 
 
+def protocol_labels(frame: pd.DataFrame) -> pd.Series:
+    """The protocol name, qualified by the values that differ between records sharing that name.
+
+    A grid may override a named protocol (``--models 3``): such records must not be pooled with the
+    protocol's defaults in one table, so ``smoke`` and ``smoke [models=3]`` become separate columns/tables."""
+    labels = frame["protocol"].copy()
+    for name, group in frame.groupby("protocol"):
+        settings = group["protocol_values"].map(json.loads)
+        keys = sorted(set().union(*settings))
+        varying = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1]
+        if varying:
+            labels[group.index] = settings.map(
+                lambda s, name=name, varying=varying: f"{name} [{','.join(f'{k}={s.get(k)}' for k in varying)}]")
+    return labels
+
+
 def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per evaluation record, joined with the distillation it evaluated (cost, variant label)."""
+    """One row per evaluation record, joined with the distillation it evaluated (cost, variant label); the
+    protocol column tells overridden protocol values apart (:func:`protocol_labels`)."""
     known = by_key(distill_frame(store) if distills is None else distills)
-    return pd.DataFrame(rows_of(store, "eval", lambda r: eval_row(r, known)))
+    frame = pd.DataFrame(rows_of(store, "eval", lambda r: eval_row(r, known)))
+    if not frame.empty:
+        frame["protocol"] = protocol_labels(frame)
+    return frame
 
 
 def joined(values: pd.Series) -> str:
