@@ -5,8 +5,8 @@ waits for: start-up, Ray's cluster start and shutdown, every actor's torch impor
 every core for torch's threads (its default); Ray runs one cell per core with one thread each. Prints the
 wall times and the speed-up ratio local / ray.
 
-    python benchmarks/grid_speed.py                      # the smoke grid (60 cells; long on 2 cores)
-    python benchmarks/grid_speed.py --reduced            # smoke with one seed and IPC 1, 10 (14 cells)
+    python benchmarks/grid_speed.py                      # the smoke grid (72 cells; ~10 min on 2 cores)
+    python benchmarks/grid_speed.py --reduced            # smoke with one seed and IPC 1, 10 (17 cells)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def timed_run(backend: str, extra: list[str], results: Path) -> tuple[float, str
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--reduced", action="store_true", help="one seed, IPC 1 and 10: 14 cells instead of 60")
+    p.add_argument("--reduced", action="store_true", help="one seed, IPC 1 and 10: 17 cells instead of 72")
     a = p.parse_args()
     axes = ["--seeds", "0", "--ipc", "1,10"] if a.reduced else []
     cores = len(os.sched_getaffinity(0))
