@@ -10,6 +10,7 @@ from benchmark.cells import expand
 from benchmark.errors import BenchmarkError
 from benchmark.grid import load_grid
 from benchmark.nas import FULL_SPACE, Candidate, NasSettings, nas_plan, search_space
+from benchmark.protocol import EvalProtocol
 
 
 def test_the_search_space_is_the_dc_papers_720_and_draws_are_seeded():
@@ -68,3 +69,9 @@ def test_a_tiny_search_runs_records_resumes_and_reports(tmp_path, monkeypatch, c
 def test_bad_nas_input_is_one_line(capsys):
     assert nas.main(["--preset", "huge", "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == "error: invalid --preset='huge': one of paper, cpu-small"
+
+
+def test_the_whole_set_side_trains_exactly_the_presets_epochs():
+    """The paper protocol's 2,000-step floor for ``full`` would make each whole-set candidate cost hours."""
+    protocol = EvalProtocol(**nas.nas_protocol("cpu-small", nas.NAS_PRESETS["cpu-small"]))
+    assert protocol.whole_dataset_epochs(1437) == nas.NAS_PRESETS["cpu-small"].full_data_epochs  # digits: 6 steps/epoch
