@@ -9,11 +9,11 @@ sequence. On the project's 2-core CPU the plain loop of :func:`benchmark.evaluat
 
 The protocol is the loop's (VICO-UoE/DatasetCondensation ``utils.py::evaluate_synset``): each network
 starts from the initialisation its seed gives in the loop, draws its own shuffle every epoch and its own
-DSA magnitudes per image, and SGD's momentum and weight decay act element-wise on the stacked tensors —
-K independent optimisers; the lr decays once and momentum restarts, as the reference's rebuilt optimizer
-does. Two things are shared by the K networks of one step: the random stream, and the DSA family drawn for
-the step (one batched augmentation call; drawn from a CPU generator so a CUDA step never waits for the
-host). Every network still sees the reference's augmentation distribution, so results equal the loop's in
+DSA magnitudes per image, and the protocol's SGD and schedule (:meth:`EvalProtocol.optimizer`,
+:meth:`EvalProtocol.schedule`) act element-wise on the stacked tensors — K independent optimisers. Two
+things are shared by the K networks of one step: the random stream, and the DSA family drawn for the step
+(one batched augmentation call; drawn from a CPU generator so a CUDA step never waits for the host). Every
+network still sees the reference's augmentation distribution, so results equal the loop's in
 distribution, not bit for bit; each record says which path ran (``seeds_together``).
 """
 
@@ -34,15 +34,19 @@ from benchmark.protocol import EvalProtocol
 SEEDS_TOGETHER = ("auto", "on", "off")
 
 
+def together_on(choice: str, device: torch.device) -> bool:
+    """The device rule of ``seeds_together``: ``on`` always, ``auto`` on CUDA, ``off`` never."""
+    if choice not in SEEDS_TOGETHER:
+        raise invalid_value("seeds_together", choice, ", ".join(SEEDS_TOGETHER))
+    return choice == "on" or (choice == "auto" and device.type == "cuda")
+
+
 def trains_together(choice: str, training_set: TrainingSet, seeds: list[int], device: torch.device) -> bool:
-    """Whether the K seeds train as one stacked ensemble: ``on`` always, ``auto`` on CUDA, ``off`` never.
+    """Whether the K seeds train as one stacked ensemble (:func:`together_on`).
 
     Only a synthetic set qualifies (a whole real dataset trains one network at a time: K copies of every
     batch would not pay), and only when there are several seeds."""
-    if choice not in SEEDS_TOGETHER:
-        raise invalid_value("seeds_together", choice, ", ".join(SEEDS_TOGETHER))
-    wanted = choice == "on" or (choice == "auto" and device.type == "cuda")
-    return wanted and isinstance(training_set, SyntheticSet) and len(seeds) > 1
+    return together_on(choice, device) and isinstance(training_set, SyntheticSet) and len(seeds) > 1
 
 
 def per_network_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -66,17 +70,12 @@ def train_together(nets: list[nn.Module], training_set: SyntheticSet, protocol: 
         return functional_call(template, (p, b), (x,))
 
     batched = torch.vmap(forward, randomness="different")
-    optimizer = torch.optim.SGD(params.values(), lr=protocol.lr, momentum=protocol.momentum,
-                                weight_decay=protocol.weight_decay)
-    decay_at = protocol.decay_epoch(epochs)
+    optimizer = protocol.optimizer(params.values())  # element-wise, so K independent optimisers
     bf16 = protocol.precision == "bf16"
     k, n, device = len(nets), len(training_set), training_set.x.device
     totals = torch.zeros(k, device=device)
     for epoch in range(epochs):
-        if epoch == decay_at and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = protocol.lr * protocol.lr_decay_factor
-            optimizer.state.clear()  # momentum restarts, as in the loop
+        protocol.schedule(optimizer, epoch, epochs)
         totals = torch.zeros(k, device=device)  # summed on the device: no sync per step
         orders = torch.rand(k, n, generator=rng, device=rng.device).argsort(dim=1).to(device)
         for start in range(0, n, protocol.batch_size):

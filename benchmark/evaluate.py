@@ -90,18 +90,13 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
 def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProtocol, epochs: int, strategy: str,
                   rng: torch.Generator) -> float:
     """Train ``net`` in place under ``protocol``; returns the last epoch's mean training loss."""
-    optimizer = torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum,
-                                weight_decay=protocol.weight_decay)
+    optimizer = protocol.optimizer(net.parameters())
     loss_fn = soft_cross_entropy if training_set.soft_labels else F.cross_entropy
-    decay_at = protocol.decay_epoch(epochs)
     bf16 = protocol.precision == "bf16"
     net.train()
     total, count = torch.zeros((), device=rng.device), 0
     for epoch in range(epochs):
-        if epoch == decay_at and epoch > 0:
-            for group in optimizer.param_groups:
-                group["lr"] = protocol.lr * protocol.lr_decay_factor
-            optimizer.state.clear()  # the reference rebuilds its SGD optimizer here: momentum restarts
+        protocol.schedule(optimizer, epoch, epochs)
         total, count = torch.zeros((), device=rng.device), 0  # summed on the device: no sync per step
         for x, y in training_set.batches(protocol.batch_size, rng):
             x = dsa(x, strategy, rng)

@@ -14,7 +14,10 @@ learned learning rate, for example); the overridden protocol is what the record 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import torch
 
 from benchmark.augment import DEFAULT_STRATEGY, parse_strategy
 from benchmark.errors import BenchmarkError, invalid_value
@@ -67,6 +70,18 @@ class EvalProtocol:
 
     def decay_epoch(self, epochs: int) -> int:
         return int(epochs * self.lr_decay_fraction)
+
+    def optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.SGD:
+        """The evaluation networks' optimiser: SGD with this protocol's lr, momentum and weight decay."""
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, epochs: int) -> None:
+        """At the decay epoch, lr × ``lr_decay_factor`` and momentum restarted: the reference rebuilds its
+        SGD optimizer there."""
+        if epoch == self.decay_epoch(epochs) and epoch > 0:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr * self.lr_decay_factor
+            optimizer.state.clear()
 
     def overridden(self, overrides: dict) -> EvalProtocol:
         """This protocol with some training values replaced (a method's hint or a grid override)."""

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from benchmark.augment import strategy_for
 from benchmark.data import load_dataset
 from benchmark.distiller import SyntheticSet
+from benchmark.ensemble import SEEDS_TOGETHER, together_on
 from benchmark.evaluate import evaluate
 from benchmark.models import build_model
 from benchmark.protocol import PAPER
@@ -65,6 +66,10 @@ class Run:
     test_seconds: float
     accuracies: list[float]
 
+    @property
+    def wall_seconds(self) -> float:
+        return self.train_seconds + self.test_seconds
+
     def __add__(self, other: Run) -> Run:
         return Run(self.train_seconds + other.train_seconds, self.test_seconds + other.test_seconds,
                    self.accuracies + other.accuracies)
@@ -80,7 +85,7 @@ def floor_seconds_per_epoch(data, s: SyntheticSet, epochs: int, seed: int, preci
     """Forward + backward + SGD step on fixed batches of the evaluator's sizes: the arithmetic alone, at
     ``precision``, timed after ``warmup_epochs`` untimed ones."""
     net = build_model("convnet", data.spec, seed=seed, device=s.x.device)
-    opt = torch.optim.SGD(net.parameters(), lr=PAPER.lr, momentum=PAPER.momentum, weight_decay=PAPER.weight_decay)
+    opt = PAPER.optimizer(net.parameters())
     batches = list(zip(s.x.split(PAPER.batch_size), s.y.split(PAPER.batch_size), strict=True))
     for epoch in range(warmup_epochs + epochs):
         if epoch == warmup_epochs:
@@ -100,7 +105,7 @@ EMULATED = 1.5  # a step this much slower than fp32 means emulated arithmetic (1
 
 
 def usable_precisions(data, precisions: list[str]) -> list[str]:
-    """Probe each precision's raw step cost; drop one that is slower than fp32 (no native units), saying so."""
+    """Probe each precision's raw step cost; drop one over ``EMULATED`` × fp32 (no native units), saying so."""
     probe = SyntheticSet(data.train.images_at(torch.arange(32)), data.train.labels[:32])
     cost = {q: floor_seconds_per_epoch(data, probe, 2, 0, q, warmup_epochs=1)
             for q in dict.fromkeys(["fp32", *precisions])}
@@ -197,7 +202,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5, help="K networks per variant")
     p.add_argument("--epochs", type=int, default=20, help="training epochs per network (paper: 1000)")
     p.add_argument("--precisions", default="fp32", help="comma list of fp32, bf16")
-    p.add_argument("--together", default="auto", choices=("auto", "on", "off"),
+    p.add_argument("--together", default="auto", choices=SEEDS_TOGETHER,
                    help="also time the K networks as one stacked ensemble (auto: on CUDA)")
     p.add_argument("--reference", type=Path, help="a VICO-UoE/DatasetCondensation checkout (optional)")
     p.add_argument("--threads", type=int, default=2)
@@ -210,7 +215,7 @@ def main() -> None:
     datasets = {name: load_dataset(name) for name in a.datasets.split(",")}
     datasets = {name: type(d)(d.spec, d.train.to(device), d.test.to(device)) for name, d in datasets.items()}
     precisions = usable_precisions(next(iter(datasets.values())), a.precisions.split(","))
-    together = a.together == "on" or (a.together == "auto" and device.type == "cuda")
+    together = together_on(a.together, device)
     variants = [(f"ours-{q}", q, False) for q in precisions]
     variants += [(f"together-{q}", q, True) for q in precisions] if together else []
     warm_up(next(iter(datasets.values())), variants)
@@ -223,15 +228,14 @@ def main() -> None:
         try:
             for ipc in map(int, a.ipc.split(",")):
                 runs, floor = measure(data, random_set(data, ipc), a, variants, reference)
-                ref_wall = runs["reference"].train_seconds + runs["reference"].test_seconds if reference else None
+                ref_wall = runs["reference"].wall_seconds if reference else None
                 print(f"| {name} | {ipc} | floor | {floor:.4f} | | | | 1.00x | |", flush=True)
                 for variant, run in runs.items():
                     per_epoch = run.train_seconds / a.epochs / a.seeds
-                    wall = run.train_seconds + run.test_seconds
-                    speedup = f"{ref_wall / wall:.2f}x" if ref_wall else ""
+                    speedup = f"{ref_wall / run.wall_seconds:.2f}x" if ref_wall else ""
                     print(f"| {name} | {ipc} | {variant} | {per_epoch:.4f} | {run.test_seconds / a.seeds:.2f} | "
-                          f"{wall:.1f} | {speedup} | {per_epoch / floor:.2f}x | {mean_std(run.accuracies)} |",
-                          flush=True)
+                          f"{run.wall_seconds:.1f} | {speedup} | {per_epoch / floor:.2f}x | "
+                          f"{mean_std(run.accuracies)} |", flush=True)
         finally:
             if reference:
                 reference.close()

@@ -28,6 +28,17 @@ def commit_of(record: dict[str, Any]) -> str | None:
     return commit[:10] + ("+dirty" if git.get("dirty") else "")
 
 
+def varying_keys(settings: pd.Series) -> set[str]:
+    """The keys whose values differ between the dicts of ``settings``."""
+    names = set().union(*settings)
+    return {k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1}
+
+
+def settings_label(settings: dict, names: list[str]) -> str:
+    """``"a=1,b=2"``: the values of ``names`` in ``settings``."""
+    return ",".join(f"{k}={settings.get(k)}" for k in names)
+
+
 def variant_labels(frame: pd.DataFrame) -> pd.Series:
     """Name hyper-parameter variants of a method (sweeps) by the values that differ between them.
 
@@ -37,13 +48,9 @@ def variant_labels(frame: pd.DataFrame) -> pd.Series:
     labels = pd.Series("", index=frame.index, dtype=object)
     for _, group in frame.groupby(["dataset", "method"]):
         settings = group["hparams"].map(json.loads)
-        varying: set[str] = set()
-        for _, same_ipc in settings.groupby(group["ipc"]):
-            names = set().union(*same_ipc)
-            varying |= {k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in same_ipc}) > 1}
-        names = sorted(varying)
+        names = sorted(set().union(*(varying_keys(same_ipc) for _, same_ipc in settings.groupby(group["ipc"]))))
         if names:
-            labels[group.index] = settings.map(lambda s, names=names: ",".join(f"{k}={s.get(k)}" for k in names))
+            labels[group.index] = settings.map(lambda s, names=names: settings_label(s, names))
     return labels
 
 
@@ -113,11 +120,9 @@ def protocol_labels(frame: pd.DataFrame) -> pd.Series:
     labels = frame["protocol"].copy()
     for name, group in frame.groupby("protocol"):
         settings = group["protocol_values"].map(json.loads)
-        keys = sorted(set().union(*settings))
-        varying = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1]
-        if varying:
-            labels[group.index] = settings.map(
-                lambda s, name=name, varying=varying: f"{name} [{','.join(f'{k}={s.get(k)}' for k in varying)}]")
+        names = sorted(varying_keys(settings))
+        if names:
+            labels[group.index] = settings.map(lambda s, name=name, names=names: f"{name} [{settings_label(s, names)}]")
     return labels
 
 
