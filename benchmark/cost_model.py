@@ -21,7 +21,8 @@ Methods: iterations per budget and image passes per iteration follow the referen
 defaults (named per row). A method whose resolved hyper-parameters have an ``iterations`` field is
 costed with that value instead. Methods missing from the table (third-party plugins) are costed like DM
 and flagged ``uncalibrated``. Costs shared by all the cells of one (method, dataset) — MTT's expert
-trajectories, a generator's pre-training — are counted once per stage.
+trajectories, a generator's pre-training, a coreset's feature net — are counted once per stage, in epochs
+read from the cell's resolved hyper-parameters (a ``cpu-small`` buffer of 2 experts is costed as such).
 
 On a GPU, divide by the card's speed-up over these two cores; ``GPU_SPEEDUP`` is an **assumption**
 (not measured here: no GPU on the reference box).
@@ -33,6 +34,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmark.cells import DistillCell, EvalCell, Plan
 from benchmark.data import dataset_spec
@@ -76,15 +78,23 @@ def trajectory_matching(syn_steps: int) -> Callable[[int, int], float]:
     return lambda ipc, classes: 3 * syn_steps * min(ipc * classes, BATCH)
 
 
+Epochs = Callable[[dict[str, Any], int], float]
+"""(resolved hyper-parameters of a cell, training images) → epochs over the real training split, so a
+preset's own numbers of experts, GAN epochs or pre-training updates are what get costed, not the paper's."""
+
+
+def fixed_epochs(epochs: float) -> Epochs:
+    return lambda hp, images: epochs
+
+
 @dataclass(frozen=True)
 class MethodCost:
     """How a method spends compute: iterations per budget, image passes per iteration, shared set-up."""
 
     iterations: dict[str, int]
     passes: Callable[[int, int], float]  # (ipc, classes) → training image-passes per iteration
-    setup_epochs: dict[str, float] = field(default_factory=dict)  # per budget: epochs over the real data,
-    #                                                               once per (setup, dataset), cached
-    per_cell_epochs: float = 0.0  # training epochs over the real data in every cell (feature nets)
+    setup_epochs: Epochs = fixed_epochs(0.0)  # computed once per (setup, dataset, budget) and cached
+    per_cell_epochs: Epochs = fixed_epochs(0.0)  # in every cell
     source: str = ""
     setup: str = ""  # name of the cached set-up when methods share one (D2M's pre-trained generator)
 
@@ -93,20 +103,35 @@ def no_passes(ipc: int, classes: int) -> float:
     return 0.0
 
 
+def gan_pretraining(hp: dict[str, Any], images: int) -> float:
+    """D2M's generator pre-training: per G update, G's batch plus ``d_steps`` D updates on a real and a
+    generated batch."""
+    return hp["pretrain_iterations"] * hp["pretrain_batch"] * (1 + 2 * hp["pretrain_d_steps"]) / images
+
+
+def dim_setup(hp: dict[str, Any], images: int) -> float:
+    """DiM's cached stages: the GAN (G + critic with gradient penalty ≈ 3 passes per epoch) and the pool's
+    trajectories (each network trains ``pool_batches_per_step`` epochs; ResNets cost ``ARCH_FACTOR`` more)."""
+    pool = sum(ARCH_FACTOR.get(arch, 1.0) for arch in hp["pool"]) * hp["pool_models"]
+    return 3 * hp["gan_epochs"] + pool * hp["pool_batches_per_step"]
+
+
 D2M_COST = MethodCost(
     {"paper": 5000, "cpu-small": 100}, lambda ipc, k: k * (128 * REAL_PIXEL / TRAIN_PIXEL + 2 * 128),
-    setup_epochs={"paper": 100 * 3, "cpu-small": 1.0}, setup="d2m-generator",
-    source="d2m/distill.py presets: GAN pre-training (G + D ≈ 3 passes; paper ≈ 100 epochs, cpu-small 600 "
-           "updates of batch 32 ≈ 1 epoch), then matching of 128 real vs 128 generated images per class")
+    setup_epochs=gan_pretraining, setup="d2m-generator",
+    source="d2m/distill.py presets: GAN pre-training (pretrain_iterations × batch × (1 + 2 d_steps) images), "
+           "then matching of 128 real vs 128 generated images per class")
 """Shared by D2M and its ablations, which read one cached pre-trained generator per dataset."""
+
+FEATURE_NET = dict(setup_epochs=lambda hp, images: hp["feature_epochs"], setup="feature-net",
+                   per_cell_epochs=fixed_epochs(REAL_PIXEL / TRAIN_PIXEL),
+                   source="baselines/coresets.py: a cached feature net (feature_epochs), one embedding pass per cell")
 
 METHOD_COSTS: dict[str, MethodCost] = {
     "random": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="sampling only"),
     "full": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="nothing to distil"),
-    "herding": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=5.4,
-                          source="baselines/coresets.py: feature net 5 epochs + one embedding pass"),
-    "kcenter": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=5.4,
-                          source="baselines/coresets.py: feature net 5 epochs + one embedding pass"),
+    "herding": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, **FEATURE_NET),
+    "kcenter": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, **FEATURE_NET),
     "dc": MethodCost({"paper": 1000, "cpu-small": 20}, gradient_matching,
                      source="DatasetCondensation main.py: Iteration 1000, batch_real 256, get_loops"),
     "dsa": MethodCost({"paper": 1000, "cpu-small": 20}, lambda ipc, k: 1.1 * gradient_matching(ipc, k),
@@ -116,17 +141,20 @@ METHOD_COSTS: dict[str, MethodCost] = {
     "datadam": MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(64, attention=1.3),
                           source="DataDAM main_DataDAM.py: Iteration 20000, batch_real 64"),
     "mtt": MethodCost({"paper": 5000, "cpu-small": 50}, trajectory_matching(20),
-                      setup_epochs={"paper": 100 * 50, "cpu-small": 100 * 50},
+                      setup_epochs=lambda hp, images: hp["num_experts"] * hp["train_epochs"],
                       source="mtt-distillation distill.py: Iteration 5000, syn_steps 20; buffer.py: "
-                             "100 experts × 50 epochs"),
-    "dim": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, per_cell_epochs=150 * 3,
-                      source="DiM gen_condense.py: 150 epochs of GAN + matching (≈3 passes per image)"),
+                             "num_experts × train_epochs (100 × 50 in the paper)"),
+    "dim": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, setup_epochs=dim_setup,
+                      per_cell_epochs=lambda hp, images: 5 * hp["match_epochs"],
+                      source="DiM gen_condense.py + pool_match.py: GAN epochs and pool cached; matching epochs "
+                             "≈ 5 passes (GAN step + matching network on real and generated)"),
     "d2m": D2M_COST,
     "d2m-em": D2M_COST,
     "d2m-pm": D2M_COST,
     "d2m-gen": dataclasses.replace(D2M_COST, iterations={"paper": 0, "cpu-small": 0},
                                    source="D2M's pre-training only"),
-    "d2m-scratch": dataclasses.replace(D2M_COST, setup_epochs={}, setup="", source="D2M without pre-training"),
+    "d2m-scratch": dataclasses.replace(D2M_COST, setup_epochs=fixed_epochs(0.0), setup="",
+                                       source="D2M without pre-training"),
 }
 UNCALIBRATED = MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(256), source="costed like DM")
 
@@ -159,19 +187,20 @@ def distill_seconds(cell: DistillCell) -> float:
         iterations = min(iterations, cell.max_iterations)
     ipc = cell.ipc or NOMINAL_IPC
     per_iteration = cost.passes(ipc, spec.num_classes) * pixels(spec) * TRAIN_PIXEL
-    return iterations * per_iteration + cost.per_cell_epochs * epoch_seconds(spec, train_images(spec))
+    images = train_images(spec)
+    return iterations * per_iteration + cost.per_cell_epochs(cell.hparams, images) * epoch_seconds(spec, images)
 
 
-def setup_seconds(method: str, dataset: str, budget: str) -> float:
-    """Estimated seconds of what one (method, dataset) computes once and caches for all its cells."""
-    spec = dataset_spec(dataset)
-    epochs = method_cost(method).setup_epochs
-    return epochs.get(budget, epochs.get("paper", 0.0)) * epoch_seconds(spec, train_images(spec))
+def setup_seconds(cell: DistillCell) -> float:
+    """Estimated seconds of what ``cell``'s method computes once per dataset and caches for all its cells."""
+    spec = dataset_spec(cell.dataset)
+    images = train_images(spec)
+    return method_cost(cell.method).setup_epochs(cell.hparams, images) * epoch_seconds(spec, images)
 
 
-def setup_names(cells: list[DistillCell]) -> dict[tuple[str, str, str], str]:
-    """One representative method per distinct cached set-up (methods sharing one are counted once)."""
-    return {(method_cost(c.method).setup or c.method, c.dataset, c.budget): c.method for c in cells}
+def setup_cells(cells: list[DistillCell]) -> list[DistillCell]:
+    """One representative cell per distinct cached set-up (methods and IPCs sharing one are counted once)."""
+    return list({(method_cost(c.method).setup or c.method, c.dataset, c.budget): c for c in cells}.values())
 
 
 def eval_seconds(cell: EvalCell) -> float:
@@ -207,8 +236,7 @@ def format_hours(hours: float) -> str:
 def estimate(plan: Plan) -> dict[str, StageEstimate]:
     """Estimated reference-device seconds of each stage of ``plan`` (pass a pending plan for what is left)."""
     distill = StageEstimate(len(plan.distill_cells), sum(map(distill_seconds, plan.distill_cells)))
-    distill.seconds += sum(setup_seconds(method, dataset, budget)
-                           for (_, dataset, budget), method in setup_names(plan.distill_cells).items())
+    distill.seconds += sum(map(setup_seconds, setup_cells(plan.distill_cells)))
     evals = StageEstimate(len(plan.eval_cells), sum(map(eval_seconds, plan.eval_cells)))
     distill.uncalibrated = {c.method for c in plan.distill_cells if c.method not in METHOD_COSTS}
     return {"distill": distill, "eval": evals}

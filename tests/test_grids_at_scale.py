@@ -69,6 +69,19 @@ def test_cost_model_reproduces_its_calibration_points():
     assert format_hours(0.05) == "3 device-min" and format_hours(45678.4) == "45,678 device-h"
 
 
+def test_cached_setups_are_costed_from_the_presets_hyper_parameters_once_per_dataset():
+    def distill_hours(methods: list[str], budget: str) -> float:
+        grid = parse_grid({"datasets": ["mnist"], "methods": methods, "ipc": [1, 10], "budget": budget}, "g", "g")
+        return estimate(expand(grid))["distill"].hours()
+
+    # MTT's buffer: 100 experts × 50 epochs at `paper`, 2 × 3 at `cpu-small` — the estimate must follow
+    assert distill_hours(["mtt"], "paper") > 100 * distill_hours(["mtt"], "cpu-small")
+    # herding and kcenter share one feature net per dataset: the pair costs less than twice one of them
+    assert distill_hours(["herding", "kcenter"], "paper") < 1.5 * distill_hours(["herding"], "paper")
+    # DiM's GAN is costed from its epochs: cpu-small's 10 are far below the paper's 150
+    assert distill_hours(["dim"], "paper") > 5 * distill_hours(["dim"], "cpu-small")
+
+
 def test_dry_run_prints_cells_done_and_estimated_hours_per_stage(tmp_path, ci_grid, capsys):
     results = tmp_path / "r"
     grid = str(ci_grid(methods=["random"], ipc=[1, 2]))
