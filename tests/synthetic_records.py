@@ -52,10 +52,10 @@ class StoreBuilder:
         return key
 
     def fail(self, stage: str, method: str, ipc: int | None, arch: str | None = "convnet", dataset: str = "digits",
-             error: str = "RuntimeError: simulated") -> None:
+             error: str = "RuntimeError: simulated", protocol_overrides: dict | None = None) -> None:
         config = {"stage": stage, "dataset": dataset, "method": method, "ipc": ipc}
         if stage == "eval":
-            config.update(arch=arch, protocol=protocol())
+            config.update(arch=arch, protocol={**protocol(), **(protocol_overrides or {})})
         key = config_key(config)
         self.store.write_failure(key, {"key": key, "stage": stage, "label": f"{stage} {method} {dataset} ipc={ipc}",
                                        "config": config, "error": error})

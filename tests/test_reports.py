@@ -70,10 +70,13 @@ def test_a_protocol_overridden_by_a_grid_gets_its_own_table_instead_of_being_poo
     sweep = {"protocol": {**protocol("smoke"), "models": 3}}  # a grid's --models 3 on the same protocol name
     builder.evaluate(key, 10, [70.0, 72.0, 74.0], extra_config=sweep)
     builder.evaluate(builder.distill("random", 1), 1, [30.0], protocol_name="paper")  # alone under its name
+    builder.fail("eval", "herding", 10, protocol_overrides={"models": 3})  # a failure under the override
     assert set(records_frame(builder.store)["protocol"]) == {"smoke [models=2]", "smoke [models=3]", "paper"}
     text = leaderboard.write_reports(builder.store.root)
     assert "80.00 ± 0.00" in text.split("protocol `smoke [models=2]`")[1].split("###")[0]
-    assert "72.00 ± 1.63" in text.split("protocol `smoke [models=3]`")[1].split("###")[0]
+    overridden = text.split("protocol `smoke [models=3]`")[1].split("###")[0]
+    assert "72.00 ± 1.63" in overridden
+    assert FAILED in overridden and FAILED not in text.split("protocol `smoke [models=2]`")[1].split("###")[0]
 
 
 def test_serving_cost_pixel_methods_sum_generators_sample(builder):

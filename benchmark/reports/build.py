@@ -17,6 +17,7 @@ from benchmark.reports.frame import (
     accuracies_by_key,
     distill_frame,
     failure_frame,
+    label_protocols,
     provenance_frame,
     records_frame,
     summarise,
@@ -82,8 +83,9 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     store = ResultsStore(results)
     distills = distill_frame(store)
     frame = records_frame(store, distills)
-    summary = stats.with_comparisons(summarise(frame), accuracies_by_key(frame))
     failures = failure_frame(store)
+    label_protocols(frame, failures)
+    summary = stats.with_comparisons(summarise(frame), accuracies_by_key(frame))
     nas_rows = nas.nas_frame(store, distills)
     costs = serving_cost.serving_costs(distills, frame)
     series = sensitivity.sensitivity_series(summary)

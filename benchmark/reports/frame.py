@@ -97,8 +97,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
     return {
         "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
         "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
-        "protocol_values": json.dumps({k: v for k, v in config["protocol"].items() if k not in ("name", "description")},
-                                      sort_keys=True),
+        "protocol_name": config["protocol"]["name"], "protocol_values": protocol_values(config["protocol"]),
         "protocol_description": config["protocol"].get("description", ""), "seed": config.get("sample_seed"),
         "distill_key": config.get("distill_key"), "hparams": d.get("hparams", "{}"), "budget": d.get("budget"),
         "accuracies": accuracies, "distill_seconds": d.get("wall_seconds"),
@@ -112,18 +111,36 @@ def by_key(distills: pd.DataFrame) -> dict[str, dict]:
     return {row["key"]: row for row in distills.to_dict("records")} if not distills.empty else {}
 
 
-def protocol_labels(frame: pd.DataFrame) -> pd.Series:
-    """The protocol name, qualified by the values that differ between records sharing that name.
+def protocol_values(protocol: dict) -> str:
+    """A protocol record's settings (everything but its name and description) as canonical JSON."""
+    return json.dumps({k: v for k, v in protocol.items() if k not in ("name", "description")}, sort_keys=True)
+
+
+def protocol_labels(frame: pd.DataFrame, others: pd.DataFrame | None = None) -> pd.Series:
+    """The protocol name, qualified by the values that differ between rows sharing that name (in ``frame``
+    and ``others``: the failed cells, so a failure is labelled like the records of the table it belongs to).
 
     A grid may override a named protocol (``--models 3``): such records must not be pooled with the
     protocol's defaults in one table, so ``smoke`` and ``smoke [models=3]`` become separate columns/tables."""
-    labels = frame["protocol"].copy()
-    for name, group in frame.groupby("protocol"):
-        settings = group["protocol_values"].map(json.loads)
-        names = sorted(varying_keys(settings))
-        if names:
-            labels[group.index] = settings.map(lambda s, name=name, names=names: f"{name} [{settings_label(s, names)}]")
+    columns = ["protocol_name", "protocol_values"]
+    pool = frame[columns] if others is None or others.empty else pd.concat([frame[columns], others[columns]])
+    labels = frame["protocol_name"].copy()
+    for name, group in pool.dropna().groupby("protocol_name"):
+        names = sorted(varying_keys(group["protocol_values"].map(json.loads)))
+        mine = frame["protocol_name"] == name
+        if names and mine.any():
+            labels[mine] = frame.loc[mine, "protocol_values"].map(
+                lambda v, name=name, names=names: f"{name} [{settings_label(json.loads(v), names)}]")
     return labels
+
+
+def label_protocols(records: pd.DataFrame, failures: pd.DataFrame) -> None:
+    """Label the protocol column of both frames over their union (in place), so that a failed cell of
+    ``smoke [models=3]`` is marked in that table and not in plain ``smoke``'s."""
+    if not records.empty:
+        records["protocol"] = protocol_labels(records, failures)
+    if not failures.empty:
+        failures["protocol"] = protocol_labels(failures, records if not records.empty else None)
 
 
 def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -169,11 +186,13 @@ def failure_frame(store: ResultsStore) -> pd.DataFrame:
     for f in store.failures():
         config = f.get("config", {})
         protocol = config.get("protocol")
+        name = protocol.get("name") if isinstance(protocol, dict) else None
         rows.append({"stage": f.get("stage", "?"), "dataset": config.get("dataset"), "method": config.get("method"),
-                     "ipc": config.get("ipc") or 0, "arch": config.get("arch"),
-                     "protocol": protocol.get("name") if isinstance(protocol, dict) else None,
+                     "ipc": config.get("ipc") or 0, "arch": config.get("arch"), "protocol": name,
+                     "protocol_name": name, "protocol_values": protocol_values(protocol) if name else None,
                      "label": f.get("label", f.get("key", "?")), "error": f.get("error", "")})
-    return pd.DataFrame(rows, columns=["stage", "dataset", "method", "ipc", "arch", "protocol", "label", "error"])
+    return pd.DataFrame(rows, columns=["stage", "dataset", "method", "ipc", "arch", "protocol", "protocol_name",
+                                       "protocol_values", "label", "error"])
 
 
 def method_label(row: pd.Series | dict) -> str:
