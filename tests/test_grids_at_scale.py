@@ -24,7 +24,7 @@ def run(*args: str) -> int:
 def test_full_paper_and_cross_arch_grids_have_the_papers_scope():
     full, paper, cross = load_grid("full"), load_grid("paper"), load_grid("cross-arch")
     assert set(full.datasets) == FIFTEEN == set(paper.datasets) and full.methods == METHODS == paper.methods
-    assert full.archs == ("convnet", "alexnet", "vgg11", "resnet18", "vit") and paper.archs == ("convnet",)
+    assert full.archs == ("convnet", "alexnet", "vgg11", "resnet18_bn", "resnet18", "vit", "mlp") and paper.archs == ("convnet",)
     assert set(cross.archs) == set(full.archs) and cross.datasets == ("cifar10",)
     for grid in (full, paper):
         assert grid.ipcs_for("cifar10") == (1, 10, 50) and grid.ipcs_for("imagenet1k-128") == (1, 10)
@@ -37,7 +37,7 @@ def test_full_grid_expands_into_a_dag_whose_edges_point_into_the_distill_stage()
     # random/herding/kcenter: 13 datasets × 3 IPCs + 2 ImageNet-1K × 2 IPCs... per seed; full: one per dataset
     per_ipc = 7 * 3 + 8 * 2
     assert len(plan.distill_cells) == 3 * (3 * per_ipc + 15)
-    assert len(plan.eval_cells) == 5 * len(plan.distill_cells)  # five architectures per artifact
+    assert len(plan.eval_cells) == 7 * len(plan.distill_cells)  # seven architectures per artifact
     distill_keys = {c.key for c in plan.distill_cells}
     assert all(c.distill.key in distill_keys for c in plan.eval_cells)
     assert [name for name, _ in plan.stages()] == ["distill", "eval"]
@@ -93,7 +93,7 @@ def test_dry_run_prints_cells_done_and_estimated_hours_per_stage(tmp_path, ci_gr
     assert "device-min to go" in out and "an estimate on the 2-core reference CPU" in out
     assert run("--grid", "full", "--methods", ",".join(CORESETS), "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "stage distill: 378 cells, 0 already done" in out and "stage eval:    1890 cells" in out
+    assert "stage distill: 378 cells, 0 already done" in out and "stage eval:    2646 cells" in out
     assert estimate(expand(load_grid("full").with_axes(methods=CORESETS)))["eval"].hours() > 1000
 
 
