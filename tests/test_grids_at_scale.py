@@ -10,6 +10,9 @@ from benchmark.errors import BenchmarkError
 from benchmark.grid import load_grid, parse_grid
 from benchmark.run import main as run_main
 from benchmark.shards import parse_shard, shard_plan
+from benchmark.store import ResultsStore
+from benchmarks.cost_model_check import compare, measured_rows
+from benchmarks.cost_model_check import main as cost_model_check
 
 FIFTEEN = {"mnist", "fashion_mnist", "kmnist", "svhn", "cifar10", "cifar100", "tiny_imagenet", "imagenette",
            "imagewoof", "imagefruit", "imageyellow", "imagemeow", "imagesquawk", "imagenet1k-64", "imagenet1k-128"}
@@ -138,3 +141,19 @@ def test_bad_shard_is_one_line_exit_2(tmp_path, ci_grid, capsys, text):
     assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "r"), f"--shard={text}") == 2
     assert capsys.readouterr().err.startswith(f"error: invalid --shard='{text}'")
     assert parse_shard("3/16") == (3, 16)
+
+
+def test_cost_model_check_compares_every_recorded_cell_with_its_estimate(tmp_path, ci_grid, capsys):
+    results = tmp_path / "r"
+    grid = str(ci_grid(methods=["random", "herding"], ipc=[1, 2]))
+    assert run("--grid", grid, "--results", str(results), "--no-report", "--threads", "1") == 0
+    rows = measured_rows(ResultsStore(results), "cpu")
+    assert sorted((r["stage"], r["method"]) for r in rows) == sorted(
+        [(stage, method) for stage in ("distill", "eval") for method in ("random", "herding") for _ in (1, 2)])
+    table = compare(rows)
+    herding = table[(table["stage"] == "distill") & (table["method"] == "herding")].iloc[0]
+    assert herding["cells"] == 2 and herding["threads"] == "1" and herding["measured/estimated"] > 0
+    capsys.readouterr()
+    assert cost_model_check(["--results", str(results), "--min-seconds", "0"]) == 0
+    assert "measured/estimated" in capsys.readouterr().out
+    assert cost_model_check(["--results", str(results), "--device", "cuda"]) == 1
