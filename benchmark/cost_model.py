@@ -15,7 +15,9 @@ Unit costs, per image and per pixel (costs scale with H×W: ConvNet fwd+bwd on 2
 * ``STEP_OVERHEAD`` 5e-3 s per optimizer step (a fit of 10- and 100-image steps on the 8×8 digits).
 
 Architectures other than ConvNet cost ``ARCH_FACTOR`` times as much per image (fwd+bwd, 64 CIFAR-10
-images, one thread, measured once here while the box was shared — ±30 %).
+images, one thread, measured once here while the box was shared — ±30 %). On small images the ConvNet
+shrinks with the pixels and the deep networks do not: ``SMALL_ARCH_FACTOR`` holds the ratios measured on
+100 8×8 digits (2026-11-26, one thread, box shared), used up to ``SMALL_RESOLUTION`` pixels.
 
 Methods: iterations per budget and image passes per iteration follow the reference repositories'
 defaults (named per row). A method whose resolved hyper-parameters have an ``iterations`` field is
@@ -51,7 +53,16 @@ NOMINAL_IPC = 10  # the IPC at which a generator method's (IPC-free) distillatio
 GPU_SPEEDUP = 50.0  # assumption, see the module docstring
 
 ARCH_FACTOR = {"alexnet": 1.9, "vgg11": 1.8, "vgg11_bn": 1.8, "resnet18": 6.3, "resnet18_bn": 6.3,
-               "resnet18_ap": 6.3, "vit": 3.1}
+               "resnet18_ap": 6.3, "vit": 3.1, "mlp": 0.01}
+SMALL_ARCH_FACTOR = {"alexnet": 2.0, "vgg11": 11.3, "vgg11_bn": 11.3, "resnet18": 7.6, "resnet18_bn": 7.4,
+                     "resnet18_ap": 7.4, "vit": 18.1, "mlp": 0.01}
+SMALL_RESOLUTION = 16
+
+
+def arch_factor(arch: str, spec: DatasetSpec) -> float:
+    """Cost of one image through ``arch`` relative to the ConvNet at the dataset's resolution."""
+    table = SMALL_ARCH_FACTOR if spec.resolution <= SMALL_RESOLUTION else ARCH_FACTOR
+    return table.get(arch, 1.0)
 
 
 def dc_loops(ipc: int) -> tuple[int, int]:
@@ -206,7 +217,7 @@ def setup_cells(cells: list[DistillCell]) -> list[DistillCell]:
 def eval_seconds(cell: EvalCell) -> float:
     """Estimated seconds to train and test the protocol's networks on one artifact at one IPC."""
     spec = dataset_spec(cell.distill.dataset)
-    protocol, factor = cell.protocol, ARCH_FACTOR.get(cell.arch, 1.0)
+    protocol, factor = cell.protocol, arch_factor(cell.arch, spec)
     if get_distiller(cell.distill.method).ipc_independent:
         images = train_images(spec)
         epochs = EvalProtocol(**protocol).whole_dataset_epochs(images)
