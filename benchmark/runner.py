@@ -126,6 +126,7 @@ def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device
     store.save_artifact(cell.key, artifact)
     shutil.rmtree(work_dir, ignore_errors=True)
     return {"result": {"artifact": artifact.summary(), "serves_any_ipc": artifact.serves_any_ipc,
+                       "ipc_independent": distiller.ipc_independent,
                        "storage_bytes": artifact.storage_bytes(), "data_source": dataset.source,
                        "train_images": len(dataset.train)},
             "cost": {**cost.as_record(), "device": device.type}}

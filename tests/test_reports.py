@@ -94,9 +94,10 @@ def test_serving_cost_pixel_methods_sum_generators_sample(builder):
     builder.evaluate(d2m[0], 10, [55.0], arch="mlp", sample_seconds=2.0)
     builder.evaluate(d2m[0], 50, [70.0], sample_seconds=4.0)
     builder.evaluate(builder.distill("full", None, serves_any=True, storage=0), None, [99.0])
+    builder.distill("full", None, serves_any=True, storage=0, ipc_independent=True, dataset="mnist")  # not evaluated yet
     distills = distill_frame(builder.store)
     costs = serving_costs(distills, records_frame(builder.store, distills)).set_index("method")
-    assert "full" not in costs.index  # IPC-independent: nothing to serve per IPC
+    assert "full" not in costs.index  # IPC-independent: nothing to serve per IPC (even before its evaluation)
     dc, dm, gen = costs.loc["dc"], costs.loc["dm"], costs.loc["d2m"]
     assert (dc["kind"], dc["distillations"], dc["total_seconds"], dc["storage_bytes"]) == ("pixels", 3, 145.0, 61_000)
     assert dc["peak_memory_bytes"] == 5 * 2**20 and dc["missing"] == "" and pd.isna(dc["sample_seconds"])

@@ -27,6 +27,9 @@ def test_grid_runs_records_reports_and_resumes(tmp_path, ci_grid, capsys):
     assert rec["config"]["protocol"]["name"] == "ci" and len(rec["result"]["accuracies"]) == 1
     assert rec["provenance"]["torch"] and rec["cost"]["wall_seconds"] > 0 and rec["config"]["results_version"]
     assert rec["provenance"]["command"].startswith("python -m benchmark.run --no-progress --device cpu --grid ")
+    distills = {r["config"]["method"]: r["result"] for r in
+                (json.loads(p.read_text()) for p in (results / "records" / "distill").glob("*.json"))}
+    assert distills["full"]["ipc_independent"] and not distills["random"]["ipc_independent"]
     board = (results / "LEADERBOARD.md").read_text()
     assert "## How these numbers were produced" in board and rec["provenance"]["command"] in board
     assert (results / "LEADERBOARD.md").is_file() and list((results / "plots").glob("accuracy_vs_ipc_digits_*.png"))

@@ -72,8 +72,9 @@ def distill_row(r: dict) -> dict:
         "key": r["key"], "dataset": config["dataset"], "method": config["method"], "ipc": config.get("ipc") or 0,
         "seed": config.get("seed"), "budget": config.get("budget"),
         "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
-        "serves_any_ipc": bool(result.get("serves_any_ipc")), "storage_bytes": result.get("storage_bytes"),
-        "wall_seconds": cost.get("wall_seconds"), "peak_memory_bytes": cost.get("peak_memory_bytes"),
+        "serves_any_ipc": bool(result.get("serves_any_ipc")), "ipc_independent": bool(result.get("ipc_independent")),
+        "storage_bytes": result.get("storage_bytes"), "wall_seconds": cost.get("wall_seconds"),
+        "peak_memory_bytes": cost.get("peak_memory_bytes"),
         "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
         "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
     }

@@ -76,8 +76,8 @@ def serving_costs(distills: pd.DataFrame, evals: pd.DataFrame, ipcs: tuple[int, 
     for (dataset, method, variant), group in distills.groupby(["dataset", "method", "variant"]):
         mine = evals[(evals["dataset"] == dataset) & (evals["method"] == method) & (evals["variant"] == variant)] \
             if not evals.empty else evals
-        if not mine.empty and (mine["ipc"] == 0).all():
-            continue  # the set ignores the IPC (``full``): nothing to serve per IPC
+        if group["ipc_independent"].any() or (not mine.empty and (mine["ipc"] == 0).all()):
+            continue  # the set ignores the IPC (``full``; older records: told by their evaluations)
         rows.append({"dataset": dataset, "method": method, "variant": variant, **serving_cost(group, mine, ipcs)})
     table = pd.DataFrame(rows, columns=COLUMNS[:-2])
     for column, source in (("time_vs_ref", "total_seconds"), ("storage_vs_ref", "storage_bytes")):
