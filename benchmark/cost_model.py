@@ -71,22 +71,37 @@ def dc_loops(ipc: int) -> tuple[int, int]:
     return table.get(ipc, (ipc, max(1, 500 // ipc)))
 
 
-def gradient_matching(ipc: int, classes: int) -> float:
-    """DC: per outer loop, per class, 256 real + the synthetic images through a create_graph backward
-    (counted twice), then ``inner_loop`` epochs of network training on the synthetic set."""
+Passes = Callable[[int, int, dict[str, Any]], float]
+"""(IPC, classes, resolved hyper-parameters) → training image-passes of one iteration; each reads the
+preset's own batch sizes and loop counts where the cell has them (``cpu-small`` shrinks them)."""
+
+
+def gradient_matching(ipc: int, classes: int, hp: dict[str, Any]) -> float:
+    """DC: per outer loop, per class, ``batch_real`` real + the synthetic images through a create_graph
+    backward (counted twice), then ``inner_loop`` epochs of network training on the synthetic set."""
     outer, inner = dc_loops(ipc)
-    return outer * classes * (BATCH + 2 * ipc) + outer * inner * ipc * classes
+    outer, inner = hp.get("outer_loop", outer), hp.get("inner_loop", inner)
+    return outer * classes * (hp.get("batch_real", BATCH) + 2 * ipc) + outer * inner * ipc * classes
 
 
-def distribution_matching(real_per_class: int, attention: float = 1.0) -> Callable[[int, int], float]:
+def distribution_matching(real_per_class: int, attention: float = 1.0) -> Passes:
     """DM/DataDAM: per class, an augmented real batch (forward only, ~0.45 of a training pass) and the
     synthetic images (fwd+bwd); ``attention`` scales for DataDAM's attention maps."""
-    return lambda ipc, classes: attention * classes * (real_per_class * REAL_PIXEL / TRAIN_PIXEL + ipc)
+    return lambda ipc, classes, hp: attention * classes * (
+        hp.get("batch_real", real_per_class) * REAL_PIXEL / TRAIN_PIXEL + ipc)
 
 
-def trajectory_matching(syn_steps: int) -> Callable[[int, int], float]:
-    """MTT: ``syn_steps`` student steps on the synthetic set, back-propagated through (×3)."""
-    return lambda ipc, classes: 3 * syn_steps * min(ipc * classes, BATCH)
+def trajectory_matching(syn_steps: int) -> Passes:
+    """MTT: ``syn_steps`` student steps on ``batch_syn`` synthetic images, back-propagated through (×3)."""
+    return lambda ipc, classes, hp: 3 * hp.get("syn_steps", syn_steps) * min(
+        ipc * classes, hp.get("batch_syn") or BATCH)
+
+
+def generator_matching(ipc: int, classes: int, hp: dict[str, Any]) -> float:
+    """D2M: per class, ``batch_real`` real images (forward only) and ``batch_syn`` generated ones through the
+    feature net and the generator (fwd+bwd of both ≈ 2 passes)."""
+    real = hp.get("batch_real", 128)
+    return classes * (real * REAL_PIXEL / TRAIN_PIXEL + 2 * (hp.get("batch_syn") or real))
 
 
 Epochs = Callable[[dict[str, Any], int], float]
@@ -103,14 +118,14 @@ class MethodCost:
     """How a method spends compute: iterations per budget, image passes per iteration, shared set-up."""
 
     iterations: dict[str, int]
-    passes: Callable[[int, int], float]  # (ipc, classes) → training image-passes per iteration
+    passes: Passes
     setup_epochs: Epochs = fixed_epochs(0.0)  # computed once per (setup, dataset, budget) and cached
     per_cell_epochs: Epochs = fixed_epochs(0.0)  # in every cell
     source: str = ""
     setup: str = ""  # name of the cached set-up when methods share one (D2M's pre-trained generator)
 
 
-def no_passes(ipc: int, classes: int) -> float:
+def no_passes(ipc: int, classes: int, hp: dict[str, Any]) -> float:
     return 0.0
 
 
@@ -128,10 +143,10 @@ def dim_setup(hp: dict[str, Any], images: int) -> float:
 
 
 D2M_COST = MethodCost(
-    {"paper": 5000, "cpu-small": 100}, lambda ipc, k: k * (128 * REAL_PIXEL / TRAIN_PIXEL + 2 * 128),
+    {"paper": 5000, "cpu-small": 100}, generator_matching,
     setup_epochs=gan_pretraining, setup="d2m-generator",
     source="d2m/distill.py presets: GAN pre-training (pretrain_iterations × batch × (1 + 2 d_steps) images), "
-           "then matching of 128 real vs 128 generated images per class")
+           "then matching of batch_real real vs batch_syn generated images per class")
 """Shared by D2M and its ablations, which read one cached pre-trained generator per dataset."""
 
 FEATURE_NET = dict(setup_epochs=lambda hp, images: hp["feature_epochs"], setup="feature-net",
@@ -145,7 +160,7 @@ METHOD_COSTS: dict[str, MethodCost] = {
     "kcenter": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, **FEATURE_NET),
     "dc": MethodCost({"paper": 1000, "cpu-small": 20}, gradient_matching,
                      source="DatasetCondensation main.py: Iteration 1000, batch_real 256, get_loops"),
-    "dsa": MethodCost({"paper": 1000, "cpu-small": 20}, lambda ipc, k: 1.1 * gradient_matching(ipc, k),
+    "dsa": MethodCost({"paper": 1000, "cpu-small": 20}, lambda ipc, k, hp: 1.1 * gradient_matching(ipc, k, hp),
                       source="DatasetCondensation main.py --method DSA: as DC, plus siamese augmentation"),
     "dm": MethodCost({"paper": 20000, "cpu-small": 100}, distribution_matching(256),
                      source="DatasetCondensation main_DM.py: Iteration 20000, batch_real 256"),
@@ -197,7 +212,7 @@ def distill_seconds(cell: DistillCell) -> float:
     if cell.max_iterations:
         iterations = min(iterations, cell.max_iterations)
     ipc = cell.ipc or NOMINAL_IPC
-    per_iteration = cost.passes(ipc, spec.num_classes) * pixels(spec) * TRAIN_PIXEL
+    per_iteration = cost.passes(ipc, spec.num_classes, cell.hparams) * pixels(spec) * TRAIN_PIXEL
     images = train_images(spec)
     return iterations * per_iteration + cost.per_cell_epochs(cell.hparams, images) * epoch_seconds(spec, images)
 
