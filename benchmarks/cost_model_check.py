@@ -43,8 +43,8 @@ def measured_rows(store: ResultsStore, device: str) -> list[dict[str, Any]]:
     """One row per record on ``device``: its group, measured seconds and estimated seconds (cell only)."""
     distills = {r["key"]: r for r in store.records("distill")}
     rows = []
-    for stage in ("distill", "eval"):
-        for record in store.records(stage):
+    for stage, records in (("distill", distills.values()), ("eval", store.records("eval"))):
+        for record in records:
             cost, config = record.get("cost") or {}, record.get("config") or {}
             if cost.get("device") != device or "wall_seconds" not in cost:
                 continue

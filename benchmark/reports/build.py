@@ -17,7 +17,7 @@ from benchmark.reports.frame import (
     accuracies_by_key,
     distill_frame,
     failure_frame,
-    label_protocols,
+    protocol_labels,
     provenance_frame,
     records_frame,
     summarise,
@@ -82,9 +82,10 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     """Read the store under ``results``, compute every table, and (``draw``) write every figure."""
     store = ResultsStore(results)
     distills = distill_frame(store)
-    frame = records_frame(store, distills)
     failures = failure_frame(store)
-    label_protocols(frame, failures)
+    frame = records_frame(store, distills, failures)
+    if not failures.empty and not frame.empty:  # a failed cell of `smoke [models=3]` belongs in that table
+        failures["protocol"] = protocol_labels(failures, frame)
     summary = stats.with_comparisons(summarise(frame), accuracies_by_key(frame))
     nas_rows = nas.nas_frame(store, distills)
     costs = serving_cost.serving_costs(distills, frame)

@@ -135,22 +135,15 @@ def protocol_labels(frame: pd.DataFrame, others: pd.DataFrame | None = None) -> 
     return labels
 
 
-def label_protocols(records: pd.DataFrame, failures: pd.DataFrame) -> None:
-    """Label the protocol column of both frames over their union (in place), so that a failed cell of
-    ``smoke [models=3]`` is marked in that table and not in plain ``smoke``'s."""
-    if not records.empty:
-        records["protocol"] = protocol_labels(records, failures)
-    if not failures.empty:
-        failures["protocol"] = protocol_labels(failures, records if not records.empty else None)
-
-
-def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None) -> pd.DataFrame:
+def records_frame(store: ResultsStore, distills: pd.DataFrame | None = None,
+                  failures: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per evaluation record, joined with the distillation it evaluated (cost, variant label); the
-    protocol column tells overridden protocol values apart (:func:`protocol_labels`)."""
+    protocol column tells overridden protocol values apart (:func:`protocol_labels`, compared with the
+    ``failures`` too when given, so both frames get the same labels)."""
     known = by_key(distill_frame(store) if distills is None else distills)
     frame = pd.DataFrame(rows_of(store, "eval", lambda r: eval_row(r, known)))
     if not frame.empty:
-        frame["protocol"] = protocol_labels(frame)
+        frame["protocol"] = protocol_labels(frame, failures)
     return frame
 
 
@@ -182,7 +175,8 @@ def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, list[float]]:
 
 
 def failure_frame(store: ResultsStore) -> pd.DataFrame:
-    """One row per failed cell: its stage, where it sits in the tables, and its one-line error."""
+    """One row per failed cell: its stage, where it sits in the tables (the protocol's bare name until
+    :func:`protocol_labels` qualifies it), and its one-line error."""
     rows = []
     for f in store.failures():
         config = f.get("config", {})
