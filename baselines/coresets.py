@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from baselines.feature_net import class_embeddings, trained_feature_net
+from baselines.feature_net import training_split_embeddings
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import (
     Artifact,
@@ -117,12 +117,11 @@ class EmbeddingCoreset(Distiller):
 
     def distill(self, task: DistillTask) -> Artifact:
         ensure_class_sizes(task)
-        net = trained_feature_net(task.train, task.spec, task.hparams.feature_epochs, task.seed, task.device,
-                                  task.cache_dir)
+        embeddings = training_split_embeddings(task.train, task.spec, task.hparams.feature_epochs, task.seed,
+                                               task.device, task.cache_dir)
         rng = task.generator(f"{self.name}-start", device="cpu")
         per_class = []
-        for c in range(task.spec.num_classes):
-            features = class_embeddings(net, task.train, c)
+        for c, features in enumerate(embeddings):
             order = self.select(features, task.ipc, rng)
             per_class.append(task.train.indices_of_class(c)[torch.tensor(order, device=task.train.labels.device)])
         return pixel_artifact_from_indices(task, per_class, {"feature_epochs": task.hparams.feature_epochs})

@@ -151,7 +151,8 @@ D2M_COST = MethodCost(
 
 FEATURE_NET = dict(setup_epochs=lambda hp, images: hp["feature_epochs"], setup="feature-net",
                    per_cell_epochs=fixed_epochs(REAL_PIXEL / TRAIN_PIXEL),
-                   source="baselines/coresets.py: a cached feature net (feature_epochs), one embedding pass per cell")
+                   source="baselines/coresets.py: a cached feature net (feature_epochs), one embedding pass per cell "
+                          "(an upper bound: a process running several cells of a dataset embeds once)")
 
 METHOD_COSTS: dict[str, MethodCost] = {
     "random": MethodCost({"paper": 1, "cpu-small": 1}, no_passes, source="sampling only"),

@@ -1,5 +1,6 @@
 import torch
 
+from baselines import feature_net
 from baselines.coresets import herding_order, kcenter_order
 from benchmark.data import load_dataset
 from benchmark.distiller import Budget, DistillTask, NeedsRedistillation, get_distiller
@@ -60,6 +61,24 @@ def test_corrupt_feature_net_cache_is_recomputed(tmp_path):
     (path,) = (tmp_path / "cache" / "feature_nets").glob("*.pt")
     good = torch.load(path, weights_only=True)
     path.write_bytes(path.read_bytes()[:100])  # truncated: fails its checksum
+    feature_net._kept_embeddings.clear()  # a new process: nothing kept in memory
     get_distiller("herding").distill(make_task(tmp_path, "herding", 1))
     again = torch.load(path, weights_only=True)  # recomputed (deterministically) and saved intact
     assert all(torch.equal(good[k], again[k]) for k in good)
+
+
+def test_cells_of_one_dataset_and_seed_embed_the_training_split_once(tmp_path, monkeypatch):
+    def herding_and_kcenter():
+        return [get_distiller(m).distill(make_task(tmp_path, m, ipc)).synthesize(ipc, 0).x
+                for m, ipc in (("herding", 1), ("kcenter", 2), ("herding", 3))]
+
+    embedded = []
+    embed = feature_net.class_embeddings
+    monkeypatch.setattr(feature_net, "class_embeddings", lambda net, train, c: embedded.append(c) or embed(net, train, c))
+    kept = herding_and_kcenter()
+    assert embedded == list(range(10))  # one pass over the ten classes served all three cells
+    monkeypatch.setattr(feature_net, "EMBEDDINGS_KEPT_BYTES", 0)  # too large to keep: every cell re-embeds
+    feature_net._kept_embeddings.clear()
+    embedded.clear()
+    assert all(torch.equal(a, b) for a, b in zip(kept, herding_and_kcenter(), strict=True))
+    assert embedded == list(range(10)) * 3
