@@ -22,7 +22,7 @@ import torch
 
 from benchmark.cells import DistillCell, EvalCell
 from benchmark.costs import measure
-from benchmark.data import DataOptions, load_dataset
+from benchmark.data import DataOptions, Dataset, load_dataset
 from benchmark.devices import resolve_device
 from benchmark.distiller import Budget, DistillTask, LoadContext, get_distiller
 from benchmark.errors import BenchmarkError
@@ -138,6 +138,18 @@ def network_seeds(cell: EvalCell) -> list[int]:
     return [derive_seed("eval-network", cell.distill.seed, k) for k in cell.eval_seeds]
 
 
+def check_same_training_split(distill_record: dict, cell: EvalCell, dataset: Dataset) -> None:
+    """Cells are keyed by the dataset's *name*, so a store that received records made from another copy of
+    it (a class subset carried to a GPU machine, the lossy offline CIFAR-10) would evaluate a set distilled
+    from other images as if from these: refuse when the training split's size differs."""
+    made_from = (distill_record.get("result") or {}).get("train_images")
+    if made_from is not None and made_from != len(dataset.train):
+        source = distill_record["result"].get("data_source", "?")
+        raise BenchmarkError(f"train_images: its distillation ({cell.distill.label()}) was made from {made_from} "
+                             f"training images ({source}), this run loads {len(dataset.train)} ({dataset.source}); "
+                             "evaluate it on the data it was distilled from, or use another --results directory")
+
+
 def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
     upstream = cell.distill.key
     with store.claim(upstream, wait=True):  # a concurrent run may be distilling it right now
@@ -145,6 +157,7 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
     if not store.has("distill", upstream):
         raise BenchmarkError(f"its distillation ({cell.distill.label()}) has no record: it failed or has not run")
     dataset = load_dataset(cell.distill.dataset, ctx.data)
+    check_same_training_split(store.read_record("distill", upstream), cell, dataset)
     artifact = store.load_artifact(upstream, LoadContext(device=device, train=lambda: dataset.train))
     with measure(device) as cost:
         start = time.perf_counter()

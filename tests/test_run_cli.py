@@ -118,3 +118,21 @@ def test_leaderboard_cli_rows_and_empty_store(tmp_path, ci_grid, capsys):
     assert leaderboard.main([str(results), "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("dataset,method,variant,ipc,arch,protocol,mean,std,n")
 
+
+
+def test_a_set_distilled_from_another_copy_of_the_dataset_is_not_evaluated(tmp_path, ci_grid, capsys):
+    results, grid = tmp_path / "results", str(ci_grid())
+    assert run("--grid", grid, "--results", str(results)) == 0
+    (distill,) = (results / "records" / "distill").glob("*.json")
+    record = json.loads(distill.read_text())
+    record["result"]["train_images"] = 900  # as if distilled in another store from a 900-image copy of digits
+    distill.write_text(json.dumps(record))
+    for evaluation in (results / "records" / "eval").glob("*.json"):
+        evaluation.unlink()
+    capsys.readouterr()
+    assert run("--grid", grid, "--results", str(results)) == 1
+    out = capsys.readouterr().out
+    assert "cells: 0 run, 1 already done, 1 failed" in out
+    assert ("train_images: its distillation (distill random digits ipc=1 seed=0) was made from 900 training images "
+            "(sklearn.datasets.load_digits (bundled)), this run loads 1437") in out
+    assert not list((results / "records" / "eval").glob("*.json"))
