@@ -30,7 +30,7 @@ EMBEDDINGS_KEPT_BYTES = 2 * 1024**3
 """Largest set of training-split embeddings kept in memory between cells (MNIST's 60,000 × 2,048 floats are
 0.5 GB); larger splits are re-embedded by every cell rather than held."""
 
-_kept_embeddings: dict[tuple[Path, int], list[Tensor]] = {}
+_kept_embeddings: dict[Path, list[Tensor]] = {}
 
 
 def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, epochs: int, seed: int) -> Path:
@@ -77,7 +77,7 @@ def training_split_embeddings(train: LabelledImages, spec: DatasetSpec, epochs: 
     The last split's embeddings are kept (on the host) while they fit :data:`EMBEDDINGS_KEPT_BYTES`, keyed by
     the feature net's cache file, so the next herding or k-center cell of the same dataset and seed reuses
     them: the same network gives the same features, so the selection is unchanged."""
-    key = (cache_path(cache_dir, spec, len(train), epochs, seed), len(train))
+    key = cache_path(cache_dir, spec, len(train), epochs, seed)
     if key not in _kept_embeddings:
         net = trained_feature_net(train, spec, epochs, seed, device, cache_dir)
         features = [class_embeddings(net, train, c) for c in range(spec.num_classes)]

@@ -119,7 +119,6 @@ def test_leaderboard_cli_rows_and_empty_store(tmp_path, ci_grid, capsys):
     assert capsys.readouterr().out.startswith("dataset,method,variant,ipc,arch,protocol,mean,std,n")
 
 
-
 def test_a_set_distilled_from_another_copy_of_the_dataset_is_not_evaluated(tmp_path, ci_grid, capsys):
     results, grid = tmp_path / "results", str(ci_grid())
     assert run("--grid", grid, "--results", str(results)) == 0
