@@ -78,14 +78,14 @@ def training_split_embeddings(train: LabelledImages, spec: DatasetSpec, epochs: 
     the feature net's cache file, so the next herding or k-center cell of the same dataset and seed reuses
     them: the same network gives the same features, so the selection is unchanged."""
     key = cache_path(cache_dir, spec, len(train), epochs, seed)
-    if key not in _kept_embeddings:
-        net = trained_feature_net(train, spec, epochs, seed, device, cache_dir)
-        features = [class_embeddings(net, train, c) for c in range(spec.num_classes)]
-        _kept_embeddings.clear()
-        if sum(f.numel() * f.element_size() for f in features) > EMBEDDINGS_KEPT_BYTES:
-            return features
+    if key in _kept_embeddings:
+        return [f.to(device) for f in _kept_embeddings[key]]
+    net = trained_feature_net(train, spec, epochs, seed, device, cache_dir)
+    features = [class_embeddings(net, train, c) for c in range(spec.num_classes)]
+    _kept_embeddings.clear()
+    if sum(f.numel() * f.element_size() for f in features) <= EMBEDDINGS_KEPT_BYTES:
         _kept_embeddings[key] = [f.cpu() for f in features]
-    return [f.to(device) for f in _kept_embeddings[key]]
+    return features
 
 
 @torch.inference_mode()
