@@ -58,6 +58,7 @@ def test_defaults_follow_the_reference_scripts_per_dataset():
     dc, dsa, dm = (get_distiller(m) for m in ("dc", "dsa", "dm"))
     assert (dc.resolve_hparams(mnist, 1, "paper").init, dc.resolve_hparams(mnist, 1, "paper").dsa_strategy) == (
         "noise", "none")
+    assert dc.resolve_hparams(mnist, 10, "cpu-small").init == "real"  # the CPU budget's named departure
     assert dsa.resolve_hparams(mnist, 1, "paper").dsa_strategy == "color_crop_cutout_scale_rotate"  # no flip
     assert dsa.resolve_hparams(cifar10, 1, "paper").dsa_strategy == "color_crop_cutout_flip_scale_rotate"
     assert dsa.resolve_hparams(cifar10, 1, "paper").init == "real"
