@@ -1,5 +1,6 @@
 """Reports from hand-made stores: every table's numbers, partial and empty stores, the HTML page."""
 
+import dataclasses
 import json
 import re
 
@@ -10,6 +11,8 @@ from PIL import Image
 from synthetic_records import StoreBuilder, pixel_set, protocol
 
 from benchmark import leaderboard
+from benchmark.data.registry import dataset_spec
+from benchmark.distiller import get_distiller
 from benchmark.nas import Candidate
 from benchmark.reports import markdown, page
 from benchmark.reports.build import build_report
@@ -54,14 +57,42 @@ def test_partial_store_marks_missing_and_failed_cells_and_lists_failures(builder
     assert "<td>eval herding digits ipc=10</td>" in (builder.store.root / "index.html").read_text()
 
 
-def test_variant_labels_name_sweeps_but_not_ipc_dependent_defaults(builder):
+def test_records_unlike_todays_presets_are_named_by_what_differs_between_them_but_not_by_ipc(builder):
+    # hyper-parameters today's dc does not have (an older layout) and a method not installed here
     for ipc, loops in ((1, 1), (10, 10)):  # defaults that depend on the IPC (DC's outer loop)
         builder.evaluate(builder.distill("dc", ipc, hparams={"outer_loop": loops, "lr": 0.1}), ipc, [50.0])
     for temperature in (1.0, 4.0):  # a sweep
-        builder.evaluate(builder.distill("d2m", None, serves_any=True, hparams={"temperature": temperature}), 10, [60.0])
+        builder.evaluate(builder.distill("plugin", None, serves_any=True, hparams={"temperature": temperature}), 10,
+                         [60.0])
     frame = records_frame(builder.store)
     labels = set(frame["method"] + "/" + frame["ipc"].astype(str) + "/" + frame["variant"])
-    assert labels == {"dc/1/", "dc/10/", "d2m/10/temperature=1.0", "d2m/10/temperature=4.0"}
+    assert labels == {"dc/1/", "dc/10/", "plugin/10/temperature=1.0", "plugin/10/temperature=4.0"}
+
+
+def resolved(method: str, dataset: str, ipc: int | None, budget: str = "cpu-small", **overrides) -> dict:
+    """The hyper-parameters a grid cell records for ``method`` today, with ``overrides``."""
+    hp = get_distiller(method).resolve_hparams(dataset_spec(dataset), ipc, budget, overrides)
+    return json.loads(json.dumps(dataclasses.asdict(hp)))
+
+
+def test_variants_are_named_by_what_they_change_from_todays_presets_on_every_dataset(builder):
+    for dataset in ("digits", "mnist"):  # a superseded start (noise) beside today's preset (real images)
+        for ipc in (1, 10):  # the IPC-dependent loop counts are defaults, not variants
+            builder.evaluate(builder.distill("dc", ipc, dataset=dataset, hparams=resolved("dc", dataset, ipc,
+                                                                                          init="noise")), ipc, [40.0])
+        if dataset == "digits":
+            builder.evaluate(builder.distill("dc", 10, dataset=dataset, hparams=resolved("dc", dataset, 10)), 10, [90.0])
+    for temperature in (1.0, 4.0):  # a sweep whose base point is the default: the plain name
+        hp = resolved("d2m", "digits", None, temperature=temperature)
+        builder.evaluate(builder.distill("d2m", None, serves_any=True, hparams=hp), 10, [60.0])
+    for budget in ("paper", "cpu-small"):  # each at its own defaults: both plain would merge them, so the
+        hp = resolved("dm", "digits", 1, budget)  # dataset falls back to naming what differs between them
+        builder.evaluate(builder.distill("dm", 1, budget=budget, hparams=hp), 1, [70.0])
+    frame = records_frame(builder.store)
+    labels = set(frame["dataset"] + "/" + frame["method"] + "/" + frame["ipc"].astype(str) + "/" + frame["variant"])
+    assert labels == {"digits/dc/1/init=noise", "digits/dc/10/init=noise", "digits/dc/10/", "mnist/dc/1/init=noise",
+                      "mnist/dc/10/init=noise", "digits/d2m/10/", "digits/d2m/10/temperature=1.0",
+                      "digits/dm/1/batch_real=256,iterations=20000", "digits/dm/1/batch_real=64,iterations=20"}
 
 
 def test_a_protocol_overridden_by_a_grid_gets_its_own_table_instead_of_being_pooled(builder):
@@ -191,6 +222,10 @@ def test_report_draws_synthetic_sets_from_artifacts_and_page_links_them(builder)
     sources = re.findall(r'<img src="([^"]+)"', html)
     assert sources and all((builder.store.root / s).is_file() for s in sources)
     assert any(s.startswith("images/synthetic_digits_random_3_") for s in sources)
+    stale = builder.store.root / "images" / "synthetic_digits_removed_3_0123456789ab.png"
+    stale.write_bytes(grid.read_bytes())  # a grid of a record since removed: the next report deletes it
+    leaderboard.write_reports(builder.store.root)
+    assert grid.is_file() and not stale.exists()
 
 
 def test_html_page_holds_every_row_with_protocol_and_commit(builder):

@@ -6,12 +6,16 @@ counted), never a crash, so a report renders from whatever has finished.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from benchmark.data.registry import dataset_spec
+from benchmark.distiller import get_distiller
+from benchmark.errors import BenchmarkError
 from benchmark.store import ResultsStore
 
 KEYS = ["dataset", "method", "variant", "ipc", "arch", "protocol"]
@@ -39,15 +43,59 @@ def settings_label(settings: dict, names: list[str]) -> str:
     return ",".join(f"{k}={settings.get(k)}" for k in names)
 
 
-def variant_labels(frame: pd.DataFrame) -> pd.Series:
-    """Name hyper-parameter variants of a method (sweeps) by the values that differ between them.
+def preset_defaults(method: str, dataset: str, ipc: int | None, budget: str) -> dict | None:
+    """Today's resolved hyper-parameters of ``method`` for that cell, as the JSON a record stores; None when
+    they cannot be resolved here (a method or dataset not registered in this process, a refused IPC)."""
+    try:
+        hparams = get_distiller(method).resolve_hparams(dataset_spec(dataset), ipc, budget)
+    except (BenchmarkError, TypeError, ValueError):
+        return None
+    return json.loads(json.dumps(dataclasses.asdict(hparams)))
 
-    Only values that differ *at the same IPC* count: methods whose defaults depend on the IPC (DC's loop
-    counts, MTT's trajectory lengths) are one variant, not one per IPC.
+
+def departures(settings: dict, defaults: dict | None) -> str | None:
+    """``"a=1,b=2"``: the values of ``settings`` that differ from ``defaults``; None when the defaults are
+    unknown or ``settings`` has names they lack (another code version's or another plugin's layout)."""
+    if defaults is None or not set(settings) <= set(defaults):
+        return None
+    changed = sorted(k for k in settings
+                     if json.dumps(settings[k], sort_keys=True) != json.dumps(defaults[k], sort_keys=True))
+    return settings_label(settings, changed)
+
+
+def labels_by_departure(group: pd.DataFrame, settings: pd.Series) -> pd.Series | None:
+    """Each distillation named by what it changes from today's preset defaults (a sweep's default point is the
+    plain method name); None when a record cannot be compared or two different settings would share a name
+    at one IPC (e.g. a ``paper`` and a ``cpu-small`` budget, each at its own defaults)."""
+    labels = {}
+    for index, row in group.iterrows():
+        defaults = preset_defaults(row["method"], row["dataset"], int(row["ipc"]) or None, row["budget"])
+        labels[index] = departures(settings[index], defaults)
+    if any(label is None for label in labels.values()):
+        return None
+    named: dict[tuple, str] = {}  # rows are pooled per IPC: one name, one setting there
+    for index, label in labels.items():
+        hparams = group.at[index, "hparams"]
+        if named.setdefault((group.at[index, "ipc"], label), hparams) != hparams:
+            return None
+    return pd.Series(labels, dtype=object)
+
+
+def variant_labels(frame: pd.DataFrame) -> pd.Series:
+    """Name hyper-parameter variants of a method (sweeps, superseded presets) by what they change.
+
+    Preferably by the values that depart from today's preset defaults (:func:`labels_by_departure`), so a
+    name means the same on every dataset; otherwise by the values that differ between the method's records
+    of that dataset *at the same IPC*: methods whose defaults depend on the IPC (DC's loop counts, MTT's
+    trajectory lengths) are one variant, not one per IPC.
     """
     labels = pd.Series("", index=frame.index, dtype=object)
     for _, group in frame.groupby(["dataset", "method"]):
         settings = group["hparams"].map(json.loads)
+        by_departure = labels_by_departure(group, settings)
+        if by_departure is not None:
+            labels[group.index] = by_departure
+            continue
         names = sorted(set().union(*(varying_keys(same_ipc) for _, same_ipc in settings.groupby(group["ipc"]))))
         if names:
             labels[group.index] = settings.map(lambda s, names=names: settings_label(s, names))

@@ -71,21 +71,29 @@ def grid_image(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> 
     return pixels[..., 0] if channels == 1 else pixels
 
 
+def pictured_rows(evals: pd.DataFrame) -> pd.DataFrame:
+    """The lowest-seed evaluation of each (dataset, method, variant, IPC) that trained on images (IPC > 0)."""
+    if evals.empty:
+        return evals
+    shown = ["dataset", "method", "variant", "ipc"]
+    return evals[evals["ipc"] > 0].sort_values("seed").drop_duplicates(shown).sort_values(shown)
+
+
 def synthetic_set_grids(store: ResultsStore, evals: pd.DataFrame, out_dir: Path,
                         data: DataOptions | None = None) -> tuple[list[Figure], list[str]]:
     """One grid per evaluated (dataset, method, variant, IPC); returns the figures and, for artifacts that
-    could not be drawn (missing, from a method not installed here, not an image set), one line each."""
+    could not be drawn (missing, from a method not installed here, not an image set), one line each. A grid
+    drawn earlier is reused; one that no row names any more (a removed record, a renamed variant) is deleted,
+    so the folder holds what the report shows."""
     from benchmark.runner import one_line
 
-    figures, problems = [], []
-    if evals.empty:
-        return figures, problems
-    chosen = evals[evals["ipc"] > 0].sort_values("seed").drop_duplicates(["dataset", "method", "variant", "ipc"])
-    for _, row in chosen.sort_values(["dataset", "method", "variant", "ipc"]).iterrows():
+    figures, problems, named = [], [], set()
+    for _, row in pictured_rows(evals).iterrows():
         dataset, ipc = row["dataset"], int(row["ipc"])
         label = f"{method_label(row)} · {dataset} ipc={ipc}"
         name = slug(dataset, row["method"], row["variant"], ipc)
         path = out_dir / f"synthetic_{name}_{row['distill_key'][:12]}.png"
+        named.add(path.name)
         try:
             if not path.is_file():
                 draw(store, row, path, data)
@@ -96,6 +104,9 @@ def synthetic_set_grids(store: ResultsStore, evals: pd.DataFrame, out_dir: Path,
         cut = ipc > MAX_PER_CLASS or (classes or 0) > MAX_CLASSES
         note = f" (at most {MAX_CLASSES} classes × {MAX_PER_CLASS} images shown)" if cut else ""
         figures.append(Figure(path, f"{label}{note}", "synthetic-set", dataset, ipc, None))
+    for stale in out_dir.glob("synthetic_*.png"):
+        if stale.name not in named:
+            stale.unlink()
     return figures, problems
 
 
