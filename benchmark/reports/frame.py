@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pandas as pd
@@ -32,10 +32,15 @@ def commit_of(record: dict[str, Any]) -> str | None:
     return commit[:10] + ("+dirty" if git.get("dirty") else "")
 
 
-def varying_keys(settings: pd.Series) -> set[str]:
+def canonical(value: object) -> str:
+    """A JSON value as one comparable string (dict keys sorted)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def varying_keys(settings: Collection[dict]) -> set[str]:
     """The keys whose values differ between the dicts of ``settings``."""
     names = set().union(*settings)
-    return {k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1}
+    return {k for k in names if len({canonical(s.get(k)) for s in settings}) > 1}
 
 
 def settings_label(settings: dict, names: list[str]) -> str:
@@ -58,8 +63,7 @@ def departures(settings: dict, defaults: dict | None) -> str | None:
     unknown or ``settings`` has names they lack (another code version's or another plugin's layout)."""
     if defaults is None or not set(settings) <= set(defaults):
         return None
-    changed = sorted(k for k in settings
-                     if json.dumps(settings[k], sort_keys=True) != json.dumps(defaults[k], sort_keys=True))
+    changed = sorted(k for k in settings if canonical(settings[k]) != canonical(defaults[k]))
     return settings_label(settings, changed)
 
 
@@ -119,7 +123,7 @@ def distill_row(r: dict) -> dict:
     return {
         "key": r["key"], "dataset": config["dataset"], "method": config["method"], "ipc": config.get("ipc") or 0,
         "seed": config.get("seed"), "budget": config.get("budget"),
-        "hparams": json.dumps(config.get("hparams", {}), sort_keys=True),
+        "hparams": canonical(config.get("hparams", {})),
         "serves_any_ipc": bool(result.get("serves_any_ipc")), "ipc_independent": bool(result.get("ipc_independent")),
         "storage_bytes": result.get("storage_bytes"), "wall_seconds": cost.get("wall_seconds"),
         "peak_memory_bytes": cost.get("peak_memory_bytes"),
@@ -162,7 +166,7 @@ def by_key(distills: pd.DataFrame) -> dict[str, dict]:
 
 def protocol_values(protocol: dict) -> str:
     """A protocol record's settings (everything but its name and description) as canonical JSON."""
-    return json.dumps({k: v for k, v in protocol.items() if k not in ("name", "description")}, sort_keys=True)
+    return canonical({k: v for k, v in protocol.items() if k not in ("name", "description")})
 
 
 def protocol_labels(frame: pd.DataFrame, others: pd.DataFrame | None = None) -> pd.Series:

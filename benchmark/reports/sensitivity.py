@@ -15,12 +15,10 @@ from collections import Counter
 
 import pandas as pd
 
+from benchmark.reports.frame import canonical, varying_keys
+
 COLUMNS = ["dataset", "method", "ipc", "arch", "protocol", "hparam", "value", "mean", "std", "n", "held"]
 GROUP = ["dataset", "method", "ipc", "arch", "protocol"]
-
-
-def canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def base_values(settings: list[dict], names: list[str]) -> dict[str, str]:
@@ -47,7 +45,7 @@ def sensitivity_series(summary: pd.DataFrame) -> pd.DataFrame:
         if group["variant"].nunique() < 2:
             continue
         settings = [json.loads(h) for h in group["hparams"]]
-        names = sorted(k for k in set().union(*settings) if len({canonical(s.get(k)) for s in settings}) > 1)
+        names = sorted(varying_keys(settings))
         base = base_values(settings, names)
         for name in names:
             others = [o for o in names if o != name]
