@@ -153,11 +153,15 @@ def apply(family: str, x: Tensor, m: dict[str, Tensor], p: DSAParams = DSA_PARAM
     raise invalid_value("dsa family", family, f"one of {', '.join(FAMILIES)}")
 
 
-def _choose_family(strategy: str, generator: torch.Generator) -> str | None:
+def family_index(strategy: str, generator: torch.Generator) -> int | None:
+    """The position, in the strategy, of the family one DSA call applies (``None`` when there is none)."""
     families = parse_strategy(strategy)
-    if not families:
-        return None
-    return families[int(_randint(0, len(families), 1, generator).item())]
+    return int(_randint(0, len(families), 1, generator).item()) if families else None
+
+
+def _choose_family(strategy: str, generator: torch.Generator) -> str | None:
+    index = family_index(strategy, generator)
+    return None if index is None else parse_strategy(strategy)[index]
 
 
 def dsa(x: Tensor, strategy: str, generator: torch.Generator, p: DSAParams = DSA_PARAMS,
@@ -170,6 +174,21 @@ def dsa(x: Tensor, strategy: str, generator: torch.Generator, p: DSAParams = DSA
     if family is None:
         return x
     return apply(family, x, draw(family, x.shape[0], x.shape[2], x.shape[3], generator, p), p).contiguous()
+
+
+def dsa_indexed(x: Tensor, strategy: str, index: Tensor, generator: torch.Generator,
+                p: DSAParams = DSA_PARAMS) -> Tensor:
+    """:func:`dsa` with the family given as a device tensor (its :func:`family_index`): no host branch.
+
+    Every family of the strategy is drawn and applied and the one at ``index`` kept, so a CUDA graph can
+    capture the call once and replay it whichever family the host draws; the distribution is :func:`dsa`'s,
+    the unused families cost a few cheap elementwise and resampling kernels."""
+    families = parse_strategy(strategy)
+    if not families:
+        return x
+    n, _, h, w = x.shape
+    outs = torch.stack([apply(f, x, draw(f, n, h, w, generator, p), p) for f in families])
+    return outs.index_select(0, index.view(1)).squeeze(0)
 
 
 def dsa_siamese(batches: Sequence[Tensor], strategy: str, generator: torch.Generator,

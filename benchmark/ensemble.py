@@ -20,13 +20,15 @@ distribution, not bit for bit; each record says which path ran (``seeds_together
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from benchmark.augment import dsa
+from benchmark.augment import dsa, dsa_indexed, family_index
+from benchmark.cuda_graphs import GraphedSteps
 from benchmark.distiller import SyntheticSet, TrainingSet
 from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.protocol import EvalProtocol
@@ -60,8 +62,13 @@ def per_network_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def train_together(nets: list[nn.Module], training_set: SyntheticSet, protocol: EvalProtocol, epochs: int,
-                   strategy: str, rng: torch.Generator, family_rng: torch.Generator) -> list[float]:
-    """Train ``nets`` in place as one stacked ensemble; returns each network's last-epoch mean training loss."""
+                   strategy: str, rng: torch.Generator, family_rng: torch.Generator,
+                   cuda_graphs: bool = False) -> tuple[list[float], dict]:
+    """Train ``nets`` in place as one stacked ensemble.
+
+    Returns each network's last-epoch mean training loss, and how the steps ran (``cuda_graphs``: replayed
+    as CUDA graphs, :mod:`benchmark.cuda_graphs`; the DSA family is then applied through
+    :func:`~benchmark.augment.dsa_indexed`, drawn from the same host stream)."""
     params, buffers = stack_module_state(nets)
     template = copy.deepcopy(nets[0]).to("meta")
     template.train()
@@ -73,26 +80,73 @@ def train_together(nets: list[nn.Module], training_set: SyntheticSet, protocol: 
     optimizer = protocol.optimizer(params.values())  # element-wise, so K independent optimisers
     bf16 = protocol.precision == "bf16"
     k, n, device = len(nets), len(training_set), training_set.x.device
-    totals = torch.zeros(k, device=device)
-    for epoch in range(epochs):
-        protocol.schedule(optimizer, epoch, epochs)
-        totals = torch.zeros(k, device=device)  # summed on the device: no sync per step
-        orders = torch.rand(k, n, generator=rng, device=rng.device).argsort(dim=1).to(device)
-        for start in range(0, n, protocol.batch_size):
-            idx = orders[:, start : start + protocol.batch_size]
-            x = dsa(training_set.x[idx].flatten(0, 1), strategy, rng, family_generator=family_rng)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = batched(params, buffers, x.unflatten(0, (k, -1)))
-            losses = per_network_loss(logits.float(), training_set.y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()  # network i's parameters get exactly the gradient of its own loss
-            optimizer.step()
-            totals += losses.detach() * idx.shape[1]
-    last = (totals / n).tolist()
+    totals = torch.zeros(k, device=device)  # summed on the device: no sync per step
+
+    def step(x: Tensor, y: Tensor, augment: Callable[[Tensor], Tensor]) -> None:
+        x = augment(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            logits = batched(params, buffers, x.unflatten(0, (k, -1)))
+        losses = per_network_loss(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # network i's parameters get exactly the gradient of its own loss
+        optimizer.step()
+        totals.add_(losses.detach() * y.shape[1])
+
+    graphed = StaticBatches(training_set, k, strategy, rng, step, optimizer) if cuda_graphs else None
+    try:
+        for epoch in range(epochs):
+            protocol.schedule(optimizer, epoch, epochs)
+            totals.zero_()
+            orders = torch.rand(k, n, generator=rng, device=rng.device).argsort(dim=1).to(device)
+            for start in range(0, n, protocol.batch_size):
+                idx = orders[:, start : start + protocol.batch_size]
+                if graphed:
+                    graphed(idx, family_index(strategy, family_rng))
+                else:
+                    step(training_set.x[idx].flatten(0, 1), training_set.y[idx],
+                         lambda x: dsa(x, strategy, rng, family_generator=family_rng))
+        last = (totals / n).tolist()
+    finally:
+        if graphed:
+            graphed.steps.release()
     if any(v != v for v in last):
         raise BenchmarkError("evaluation training diverged (loss is NaN)")
     unstack(nets, params, buffers)
-    return last
+    how = {"cuda_graphs": graphed is not None}
+    if graphed:
+        how.update(graph_captures=graphed.steps.captures, eager_steps=graphed.steps.eager_steps)
+    return last, how
+
+
+class StaticBatches:
+    """The ensemble step on fixed input tensors, one per batch length, replayed through :class:`GraphedSteps`.
+
+    Each call copies the batch the shuffle picked and the host-drawn DSA family into those tensors, then
+    runs the graph of that batch length."""
+
+    def __init__(self, training_set: SyntheticSet, k: int, strategy: str, rng: torch.Generator,
+                 step: Callable[[Tensor, Tensor, Callable[[Tensor], Tensor]], None],
+                 optimizer: torch.optim.Optimizer) -> None:
+        self.training_set, self.k = training_set, k
+        self.family = torch.zeros((), dtype=torch.long, device=training_set.x.device)
+        self.inputs: dict[int, tuple[Tensor, Tensor]] = {}
+
+        def static_step(b: int) -> None:
+            x, y = self.inputs[b]
+            step(x, y, lambda images: dsa_indexed(images, strategy, self.family, rng))
+
+        self.steps = GraphedSteps(static_step, optimizer, rng)
+
+    def __call__(self, idx: Tensor, family: int | None) -> None:
+        b = idx.shape[1]
+        if b not in self.inputs:
+            x, y = self.training_set.x, self.training_set.y
+            self.inputs[b] = (x.new_empty((self.k * b, *x.shape[1:])), y.new_empty((self.k, b, *y.shape[1:])))
+        x, y = self.inputs[b]
+        x.copy_(self.training_set.x[idx].flatten(0, 1))
+        y.copy_(self.training_set.y[idx])
+        self.family.fill_(family or 0)
+        self.steps(b)
 
 
 @torch.no_grad()

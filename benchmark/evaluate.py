@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import dsa, strategy_for
+from benchmark.cuda_graphs import graphs_on
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import TrainingSet
@@ -128,25 +129,29 @@ def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int, precisi
 def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec, arch: str, protocol: EvalProtocol,
              seeds: list[int], device: torch.device, model_kwargs: dict | None = None,
              train: LabelledImages | None = None, cache_dir: Path | None = None,
-             seeds_together: str = "auto") -> EvalResult:
+             seeds_together: str = "auto", cuda_graphs: str = "off") -> EvalResult:
     """Train one ``arch`` network per seed on ``training_set`` and test each on ``test``.
 
     ``model_kwargs`` reach the architecture's builder (a NAS candidate's width, depth, norm, activation,
     pooling); ``train`` and ``cache_dir`` are needed only for sets whose hints ask for input preprocessing
     (ZCA); ``seeds_together`` (auto, on, off) says whether the K networks train as one stacked ensemble
-    (:mod:`benchmark.ensemble`; ``auto``: on CUDA) or one after another."""
+    (:mod:`benchmark.ensemble`; ``auto``: on CUDA) or one after another; ``cuda_graphs`` (off, on) whether
+    the ensemble's steps replay as CUDA graphs (:mod:`benchmark.cuda_graphs`; opt-in, CUDA only)."""
     training_set.validate(spec)
     test, preprocessing = preprocessed_test_set(training_set, test, train, cache_dir, device)
     protocol, epochs = effective_protocol(protocol, training_set)
     strategy = strategy_for(spec, protocol.dsa_strategy)
     together = trains_together(seeds_together, training_set, seeds, device)
+    graphs = graphs_on(cuda_graphs, device)
     nets = [build_model(arch, spec, seed=derive_seed(seed, "eval-init", arch), device=device, **(model_kwargs or {}))
             for seed in seeds]
     start = time.perf_counter()
+    how: dict = {"seeds_together": together, "cuda_graphs": False}
     if together:
-        losses = train_together(nets, training_set, protocol, epochs, strategy,
-                                generator(*seeds, "eval-train-together", device=device),
-                                generator(*seeds, "eval-train-together-families"))
+        losses, steps = train_together(nets, training_set, protocol, epochs, strategy,
+                                       generator(*seeds, "eval-train-together", device=device),
+                                       generator(*seeds, "eval-train-together-families"), cuda_graphs=graphs)
+        how.update(steps)
     else:
         streams = [generator(seed, "eval-train", device=device) for seed in seeds]
         losses = [train_network(net, training_set, protocol, epochs, strategy, rng)
@@ -157,5 +162,5 @@ def evaluate(training_set: TrainingSet, test: LabelledImages, spec: DatasetSpec,
     test_s = time.perf_counter() - start
     return EvalResult(accuracies=accuracies, seeds=list(seeds), protocol=protocol.as_record(), train_seconds=train_s,
                       test_seconds=test_s, epochs=epochs, train_images=len(training_set),
-                      extra={"final_train_loss": losses, "dsa_strategy": strategy, "seeds_together": together,
+                      extra={"final_train_loss": losses, "dsa_strategy": strategy, **how,
                              **({"preprocessing": preprocessing} if preprocessing else {})})

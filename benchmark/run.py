@@ -24,6 +24,7 @@ from benchmark.backends import BACKENDS, RunSummary, backend_and_threads, backen
 from benchmark.cells import Plan, expand
 from benchmark.cli import comma_list, command_line, guarded
 from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
+from benchmark.cuda_graphs import CUDA_GRAPHS
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.ensemble import SEEDS_TOGETHER
@@ -46,6 +47,7 @@ class RunOptions:
     results: Path
     device: str
     seeds_together: str
+    cuda_graphs: str
     data: DataOptions
     axes: dict
     settings: dict
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--seeds-together", default="auto", choices=SEEDS_TOGETHER,
                    help="train a set's evaluation networks as one stacked ensemble (auto: on CUDA; default: auto)")
+    p.add_argument("--cuda-graphs", default="off", choices=CUDA_GRAPHS,
+                   help="replay that ensemble's training steps as CUDA graphs (CUDA only; default: off)")
     p.add_argument("--data-root", default=os.environ.get(DATA_ROOT_ENV, "data"),
                    help=f"where datasets live in their native layout (default: ${DATA_ROOT_ENV} or ./data)")
     p.add_argument("--download", action="store_true", help="download missing datasets (opt-in)")
@@ -93,7 +97,7 @@ def parse_options(argv: list[str] | None) -> RunOptions:
             "ipc": comma_list("--ipc", a.ipc, int), "archs": comma_list("--archs", a.archs),
             "seeds": comma_list("--seeds", a.seeds, int)}
     return RunOptions(grid=a.grid, backend=a.backend, results=Path(a.results), device=a.device,
-                      seeds_together=a.seeds_together,
+                      seeds_together=a.seeds_together, cuda_graphs=a.cuda_graphs,
                       data=DataOptions(Path(a.data_root), a.download, str(resolve_device(a.device))), axes=axes,
                       settings={"budget": a.budget, "protocol": a.protocol, "models": a.models},
                       dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shard {options.shard[0]}/{options.shard[1]}: {len(plan)} of the grid's {whole} cells "
                   "(whole distillations with their evaluations)")
         ctx = RunContext(results=options.results, data=options.data, device=options.device, progress=options.progress,
-                         seeds_together=options.seeds_together, command=command_line("benchmark.run", argv))
+                         seeds_together=options.seeds_together, cuda_graphs=options.cuda_graphs,
+                         command=command_line("benchmark.run", argv))
         device = options.data.device.split(":")[0]
         if options.dry_run:
             print(describe_plan(plan, ctx, device))

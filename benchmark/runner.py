@@ -42,6 +42,7 @@ class RunContext:
     device: str = "auto"
     progress: bool = False
     seeds_together: str = "auto"  # K evaluation networks as one stacked ensemble (benchmark.ensemble)
+    cuda_graphs: str = "off"  # that ensemble's steps replayed as CUDA graphs (benchmark.cuda_graphs)
     command: str = ""  # the command line that launched the run, kept in every record it writes
 
     @property
@@ -165,7 +166,8 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
         sample_seconds = time.perf_counter() - start
         result = evaluate(training_set, dataset.test, dataset.spec, cell.arch, EvalProtocol(**cell.protocol),
                           network_seeds(cell), device, cell.model_kwargs, train=dataset.train,
-                          cache_dir=store.cache_dir, seeds_together=ctx.seeds_together)
+                          cache_dir=store.cache_dir, seeds_together=ctx.seeds_together,
+                          cuda_graphs=ctx.cuda_graphs)
     return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
                        "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
                        "train_images": result.train_images, "test_images": len(dataset.test),

@@ -9,6 +9,8 @@ set, side by side in one process, interleaved seed by seed:
   units autocast emulates it and is many times slower, which the probe prints);
 * **together** (``--together``; by default on CUDA only) — the same K networks trained as one stacked,
   vmapped ensemble (:mod:`benchmark.ensemble`), at each precision kept;
+* **graphs** (``--cuda-graphs``; by default on CUDA only) — that ensemble with its steps replayed as CUDA
+  graphs (:mod:`benchmark.cuda_graphs`);
 * **floor** — the same network's forward + backward + SGD step on batches of the same sizes, with no data
   shuffling, no augmentation and no loss bookkeeping: what the arithmetic alone costs;
 * **reference** (with ``--reference PATH``, a VICO-UoE/DatasetCondensation checkout the person
@@ -118,11 +120,19 @@ def usable_precisions(data, precisions: list[str]) -> list[str]:
     return kept
 
 
-def ours(data, s: SyntheticSet, epochs: int, seeds: list[int], precision: str, together: bool) -> Run:
-    """Our evaluator on ``seeds`` (one after another, or as one stacked ensemble)."""
+PATHS = ("loop", "together", "graphs")
+"""How our evaluator trains the K networks: one after another, as one stacked ensemble, or that ensemble's
+steps replayed as CUDA graphs."""
+
+
+def ours(data, s: SyntheticSet, epochs: int, seeds: list[int], precision: str, path: str) -> Run:
+    """Our evaluator on ``seeds`` along ``path`` (one of :data:`PATHS`)."""
     protocol = PAPER.overridden({"epochs": epochs, "models": len(seeds), "precision": precision})
     result = evaluate(s, data.test, data.spec, "convnet", protocol, seeds, s.x.device,
-                      seeds_together="on" if together else "off")
+                      seeds_together="off" if path == "loop" else "on",
+                      cuda_graphs="on" if path == "graphs" else "off")
+    if result.extra["cuda_graphs"] != (path == "graphs"):
+        raise SystemExit(f"the {path} path did not run as asked (cuda_graphs={result.extra['cuda_graphs']})")
     return Run(result.train_seconds, result.test_seconds, result.accuracies)
 
 
@@ -168,7 +178,7 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.pstdev(values):.2f}"
 
 
-def measure(data, s: SyntheticSet, a: argparse.Namespace, variants: list[tuple[str, str, bool]],
+def measure(data, s: SyntheticSet, a: argparse.Namespace, variants: list[tuple[str, str, str]],
             reference: Reference | None) -> tuple[dict[str, Run], float]:
     """Every variant on the same set and seeds, interleaved seed by seed so a change of machine load hits
     them alike (an ensemble variant trains all K at once, after the loop); and the median floor s/epoch."""
@@ -177,22 +187,22 @@ def measure(data, s: SyntheticSet, a: argparse.Namespace, variants: list[tuple[s
     floors = []
     for seed in seeds:
         floors.append(floor_seconds_per_epoch(data, s, min(a.epochs, 10), seed))
-        for name, q, together in variants:
-            if not together:
-                runs[name] = runs.get(name, Run(0.0, 0.0, [])) + ours(data, s, a.epochs, [seed], q, False)
+        for name, q, path in variants:
+            if path == "loop":
+                runs[name] = runs.get(name, Run(0.0, 0.0, [])) + ours(data, s, a.epochs, [seed], q, path)
         if reference:
             runs["reference"] = runs.get("reference", Run(0.0, 0.0, [])) + reference.run(data, s, a.epochs)
-    for name, q, together in variants:
-        if together:
-            runs[name] = ours(data, s, a.epochs, seeds, q, True)
+    for name, q, path in variants:
+        if path != "loop":
+            runs[name] = ours(data, s, a.epochs, seeds, q, path)
     return runs, statistics.median(floors)
 
 
-def warm_up(data, variants: list[tuple[str, str, bool]]) -> None:
+def warm_up(data, variants: list[tuple[str, str, str]]) -> None:
     """One short untimed run of every path (CUDA context, cuDNN plans, allocator pools)."""
     s = random_set(data, 1)
-    for _, q, together in variants:
-        ours(data, s, 2, [0, 1], q, together)
+    for _, q, path in variants:
+        ours(data, s, 3, [0, 1], q, path)
 
 
 def main() -> None:
@@ -204,6 +214,8 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32", help="comma list of fp32, bf16")
     p.add_argument("--together", default="auto", choices=SEEDS_TOGETHER,
                    help="also time the K networks as one stacked ensemble (auto: on CUDA)")
+    p.add_argument("--cuda-graphs", default="auto", choices=("auto", "off"),
+                   help="also time that ensemble with its steps replayed as CUDA graphs (auto: on CUDA)")
     p.add_argument("--reference", type=Path, help="a VICO-UoE/DatasetCondensation checkout (optional)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
@@ -215,9 +227,10 @@ def main() -> None:
     datasets = {name: load_dataset(name) for name in a.datasets.split(",")}
     datasets = {name: type(d)(d.spec, d.train.to(device), d.test.to(device)) for name, d in datasets.items()}
     precisions = usable_precisions(next(iter(datasets.values())), a.precisions.split(","))
-    together = together_on(a.together, device)
-    variants = [(f"ours-{q}", q, False) for q in precisions]
-    variants += [(f"together-{q}", q, True) for q in precisions] if together else []
+    variants = [(f"ours-{q}", q, "loop") for q in precisions]
+    variants += [(f"together-{q}", q, "together") for q in precisions] if together_on(a.together, device) else []
+    if a.cuda_graphs == "auto" and device.type == "cuda":
+        variants += [(f"graphs-{q}", q, "graphs") for q in precisions]
     warm_up(next(iter(datasets.values())), variants)
     print("# s/epoch and test s are per network; 'K nets s' is the wall time of all K (training + testing); "
           "speed-up = reference K nets s / this K nets s; floor = fwd+bwd+SGD alone", flush=True)

@@ -145,12 +145,18 @@ def reference_driver(copy: str, script: str, stamps_file: str, threads: str, *ar
     image_step_recorder(stamps)
     sys.argv = [script, *argv]
     runpy.run_path(script, run_name="__main__")
-    Path(stamps_file).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes()}))
+    Path(stamps_file).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes(),
+                                             "peak_cuda_bytes": peak_cuda_bytes()}))
 
 
 def peak_rss_bytes() -> int:
     """This process's lifetime resident-memory high-water mark (Linux ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_cuda_bytes() -> int:
+    """The most GPU memory this process's tensors held at once (0 without CUDA)."""
+    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
 
 
 def gaps_per_iteration(stamps: list[float], runs: int, iterations: int, steps_per_iteration: int) -> list[float]:
@@ -190,6 +196,7 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, seeds:
     result = torch.load(next(save.glob("res_*.pt")), map_location="cpu", weights_only=True)
     recorded = json.loads(stamps_file.read_text())
     return {"sets": [(x, y) for x, y in result["data"]], "peak_rss_bytes": recorded["peak_rss_bytes"],
+            "peak_cuda_bytes": recorded["peak_cuda_bytes"],
             "stamps": recorded["stamps"],
             "seconds": iteration_seconds(recorded["stamps"], seeds, iterations,
                                          hp.outer_loop if method != "dm" else 1)}

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The GPU checks of issues 3 and 7 in one short run, for a lent GPU machine (numbers: benchmarks/RESULTS.md).
 #
-#   OUT=DIR REFERENCE=DC_CHECKOUT [SHARED=DIR] [BUDGET_S=500] [DEVICE=cuda] bash benchmarks/gpu_check.sh
+#   OUT=DIR REFERENCE=DC_CHECKOUT [SHARED=DIR] [BUDGET_S=500] [DEVICE=cuda] [STAGES=...] bash benchmarks/gpu_check.sh
 #
 # Stages, most important first, each under its own time limit so a slow one cannot starve the rest:
-#   1. the stacked-ensemble evaluator on CUDA on digits (a few seconds): if it fails, later stages train
-#      the K networks one after another (--seeds-together off) and the log says so;
-#   2. benchmarks/eval_speed.py on CIFAR-10, IPC 1/10/50, K = 5, against the reference evaluation loop
-#      (issue 7's GPU goal: >= 10x the reference at IPC 10);
-#   3. the D2M evidence grid (experiments/d2m-evidence.toml: paper protocol, 5 networks per set) on
-#      CIFAR-10, then on digits (issue 3).
+#   1. ensemble: the stacked-ensemble evaluator on digits, eager and with CUDA graphs (a few seconds): if
+#      the graphs fail, eval_speed times no graphs variant (--cuda-graphs off); if the ensemble fails, later
+#      stages train the K networks one after another (--seeds-together off); the log says so;
+#   2. eval_speed: benchmarks/eval_speed.py on CIFAR-10, IPC 10/1/50, K = 5, against the reference
+#      evaluation loop (issue 7's GPU goal: >= 10x the reference at IPC 10);
+#   3. distill_speed: benchmarks/distill_speed.py on MNIST (SHARED must hold mnist.npz), dm/dc/d2m against
+#      the reference main_DM.py / main.py at IPC 1 and 10 (issue 7);
+#   4. grids (not run unless named in STAGES): the D2M evidence grid (experiments/d2m-evidence.toml: paper
+#      protocol, 5 networks per set) on CIFAR-10, then on digits (issue 3).
 # Logs and the results store (records; artifacts too when small enough) are written under OUT.
 set -u
 out=${OUT:?set OUT to a folder for logs and results}
@@ -17,7 +20,7 @@ reference=${REFERENCE:?set REFERENCE to a VICO-UoE/DatasetCondensation checkout}
 budget=${BUDGET_S:-500}
 results=${RESULTS:-/tmp/gpu-check-results}
 device=${DEVICE:-cuda}
-stages=${STAGES:-ensemble,eval_speed,grids}  # a comma list: rerun only some
+stages=${STAGES:-ensemble,eval_speed,distill_speed}  # a comma list: rerun only some, or add grids
 started=$(date +%s)
 export PYTHONUNBUFFERED=1
 [ -n "${SHARED:-}" ] && export D2M_BENCH_SHARED_DATA=$SHARED
@@ -40,8 +43,9 @@ nvidia-smi -L 2>/dev/null
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
 
 together=auto
-DEVICE=$device stage ensemble 90 python3 - <<'EOF' || together=off
-import dataclasses, os, time, torch
+graphs=auto
+DEVICE=$device stage ensemble 90 python3 - <<'EOF'; case $? in 0) ;; 3) graphs=off;; *) together=off; graphs=off;; esac
+import dataclasses, os, time, torch, traceback
 from benchmark.data import load_dataset
 from benchmark.distiller import SyntheticSet
 from benchmark.evaluate import evaluate
@@ -52,16 +56,27 @@ x = torch.cat([data.train.images_of_class(c, 10, torch.Generator().manual_seed(0
 s = SyntheticSet(x.to(cuda), torch.arange(10, device=cuda).repeat_interleave(10))
 test = data.test.to(cuda)
 protocol = dataclasses.replace(get_protocol("smoke"), epochs=50)
-for mode in ("off", "on", "on"):  # the second "on" runs warm
+for mode, graphs in (("off", "off"), ("on", "off"), ("on", "off"), ("on", "on"), ("on", "on")):  # 2nd: warm
     start = time.perf_counter()
-    r = evaluate(s, test, data.spec, "convnet", protocol, [0, 1, 2, 3, 4], cuda, seeds_together=mode)
-    print(mode, r.extra["seeds_together"], [round(a, 1) for a in r.accuracies], f"{time.perf_counter() - start:.2f}s")
-assert r.extra["seeds_together"] and min(r.accuracies) > 50
+    try:
+        r = evaluate(s, test, data.spec, "convnet", protocol, [0, 1, 2, 3, 4], cuda, seeds_together=mode,
+                     cuda_graphs=graphs)
+    except Exception:
+        traceback.print_exc()
+        raise SystemExit(3 if graphs == "on" else 1) from None
+    print(mode, graphs, {k: v for k, v in r.extra.items() if k in ("seeds_together", "cuda_graphs", "graph_captures",
+          "eager_steps")}, [round(a, 1) for a in r.accuracies], f"{time.perf_counter() - start:.2f}s", flush=True)
+    if mode == "on" and min(r.accuracies) <= 50:
+        raise SystemExit(3 if graphs == "on" else 1)
 EOF
-echo "## grids train the K networks with --seeds-together $together"
+echo "## later stages: --seeds-together $together; eval_speed --cuda-graphs $graphs"
 
-stage eval_speed 170 python3 -m benchmarks.eval_speed --datasets cifar10 --ipc 10,1,50 --seeds 5 --epochs 300 \
-    --precisions fp32,bf16 --device "$device" --threads 8 --reference "$reference"
+stage eval_speed 200 python3 -m benchmarks.eval_speed --datasets cifar10 --ipc 10,1,50 --seeds 5 --epochs 300 \
+    --precisions "${PRECISIONS:-fp32}" --device "$device" --threads 8 --reference "$reference" --together "$together" \
+    --cuda-graphs "$graphs"
+
+stage distill_speed 200 python3 -m benchmarks.distill_speed --methods dm,dc,d2m --ipc 1,10 --threads 8 \
+    --reference "$reference"
 
 for part in cifar10:1,10 cifar10:50 digits:1,10,50; do  # CIFAR-10 first: the CPU cannot afford it
   ipcs=${part#*:}
@@ -70,8 +85,10 @@ for part in cifar10:1,10 cifar10:50 digits:1,10,50; do  # CIFAR-10 first: the CP
       --seeds-together "$together" --results "$results" --no-progress --no-report
 done
 
-tar -cJf "$out/records.tar.xz" -C "$results" records failures
-tar -cJf "$out/artifacts.tar.xz" -C "$results" artifacts
-[ "$(stat -c %s "$out/artifacts.tar.xz")" -lt 15000000 ] || rm -f "$out/artifacts.tar.xz"
+if [ -d "$results/records" ]; then
+  tar -cJf "$out/records.tar.xz" -C "$results" records failures
+  tar -cJf "$out/artifacts.tar.xz" -C "$results" artifacts
+  [ "$(stat -c %s "$out/artifacts.tar.xz")" -lt 15000000 ] || rm -f "$out/artifacts.tar.xz"
+fi
 ls -la "$out"
 echo "## done in $(($(date +%s) - started))s"
