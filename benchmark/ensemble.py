@@ -14,7 +14,8 @@ DSA magnitudes per image, and the protocol's SGD and schedule (:meth:`EvalProtoc
 things are shared by the K networks of one step: the random stream, and the DSA family drawn for the step
 (one batched augmentation call; drawn from a CPU generator so a CUDA step never waits for the host). Every
 network still sees the reference's augmentation distribution, so results equal the loop's in
-distribution, not bit for bit; each record says which path ran (``seeds_together``).
+distribution, not bit for bit; each record says which path ran (``seeds_together``). On CUDA the
+ensemble's steps can also replay as CUDA graphs (``cuda_graphs``, opt-in; :mod:`benchmark.cuda_graphs`).
 """
 
 from __future__ import annotations

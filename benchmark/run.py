@@ -24,7 +24,7 @@ from benchmark.backends import BACKENDS, RunSummary, backend_and_threads, backen
 from benchmark.cells import Plan, expand
 from benchmark.cli import comma_list, command_line, guarded
 from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
-from benchmark.cuda_graphs import CUDA_GRAPHS
+from benchmark.cuda_graphs import CUDA_GRAPHS, graphs_on
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.ensemble import SEEDS_TOGETHER
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: list[str] | None) -> RunOptions:
     a = build_parser().parse_args(argv)
     backend_options, threads = backend_and_threads(a)
+    graphs_on(a.cuda_graphs, resolve_device(a.device))  # refuses --cuda-graphs on without CUDA, up front
     axes = {"datasets": comma_list("--datasets", a.datasets), "methods": comma_list("--methods", a.methods),
             "ipc": comma_list("--ipc", a.ipc, int), "archs": comma_list("--archs", a.archs),
             "seeds": comma_list("--seeds", a.seeds, int)}

@@ -105,6 +105,12 @@ def test_corrupt_data_file_and_unwritable_results(tmp_path, ci_grid, capsys):
     assert "is not writable" in capsys.readouterr().err
 
 
+def test_cuda_graphs_without_cuda_is_refused_before_any_cell_runs(tmp_path, capsys):
+    assert run("--cuda-graphs", "on", "--results", str(tmp_path / "r"), "--dry-run") == 2
+    assert "cuda_graphs=on needs a CUDA device, not cpu" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_leaderboard_cli_rows_and_empty_store(tmp_path, ci_grid, capsys):
     results = tmp_path / "results"
     assert leaderboard.main([str(results)]) == 2
