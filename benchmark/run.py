@@ -93,13 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: list[str] | None) -> RunOptions:
     a = build_parser().parse_args(argv)
     backend_options, threads = backend_and_threads(a)
-    graphs_on(a.cuda_graphs, resolve_device(a.device))  # refuses --cuda-graphs on without CUDA, up front
+    device = resolve_device(a.device)
+    graphs_on(a.cuda_graphs, device)  # refuses --cuda-graphs on without CUDA, up front
     axes = {"datasets": comma_list("--datasets", a.datasets), "methods": comma_list("--methods", a.methods),
             "ipc": comma_list("--ipc", a.ipc, int), "archs": comma_list("--archs", a.archs),
             "seeds": comma_list("--seeds", a.seeds, int)}
     return RunOptions(grid=a.grid, backend=a.backend, results=Path(a.results), device=a.device,
                       seeds_together=a.seeds_together, cuda_graphs=a.cuda_graphs,
-                      data=DataOptions(Path(a.data_root), a.download, str(resolve_device(a.device))), axes=axes,
+                      data=DataOptions(Path(a.data_root), a.download, str(device)), axes=axes,
                       settings={"budget": a.budget, "protocol": a.protocol, "models": a.models},
                       dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
                       shard=parse_shard(a.shard) if a.shard else None, backend_options=backend_options)

@@ -51,6 +51,7 @@ from benchmarks.faithfulness import (
     peak_rss_bytes,
     prepare_reference,
     run_reference,
+    the_reference_device,
 )
 
 DEFAULT_ITERATIONS = {("dm", 1): 8, ("dm", 10): 8, ("dc", 1): 6, ("dc", 10): 1, ("d2m", 1): 8, ("d2m", 10): 8}
@@ -89,11 +90,6 @@ def ours_driver(method: str, ipc: str, iterations: str, threads: str, out: str) 
         stamps = stamps[-int(iterations):]
     Path(out).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes(),
                                      "peak_cuda_bytes": peak_cuda_bytes()}))
-
-
-def the_reference_device() -> torch.device:
-    """Where the reference scripts run (their ``args.device``): CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def peak_mib(run: dict, device: torch.device) -> str:

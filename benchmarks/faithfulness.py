@@ -149,6 +149,12 @@ def reference_driver(copy: str, script: str, stamps_file: str, threads: str, *ar
                                              "peak_cuda_bytes": peak_cuda_bytes()}))
 
 
+def the_reference_device() -> torch.device:
+    """Where the reference scripts run (their ``args.device``): CUDA when available, else the CPU; our side
+    follows it so both run on the same device."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def peak_rss_bytes() -> int:
     """This process's lifetime resident-memory high-water mark (Linux ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -255,7 +261,7 @@ def main() -> None:
             for i in ([int(ipc)] if ipc else [1, 10]):
                 budgets[(m, i)] = int(n)
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the reference decides the same way
+    device = the_reference_device()
     protocol = EvalProtocol(name=f"faithfulness-{args.eval_epochs}ep", epochs=args.eval_epochs,
                             models=args.eval_models, description=f"REDUCED: {args.eval_epochs} epochs, "
                             f"{args.eval_models} networks per set, else the paper protocol")
