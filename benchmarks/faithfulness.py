@@ -208,11 +208,11 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, seeds:
                                          hp.outer_loop if method != "dm" else 1)}
 
 
-def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: int, device: torch.device) -> dict:
+def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: range, device: torch.device) -> dict:
     sets, stamps = [], []
     handle = image_step_recorder(stamps)
     try:
-        for seed in range(seeds):
+        for seed in seeds:
             with tempfile.TemporaryDirectory(prefix="faithfulness-") as work:
                 task = DistillTask(train=data.train, spec=data.spec, ipc=ipc, budget=Budget("paper"), device=device,
                                    seed=seed, hparams=hp, work_dir=Path(work) / "w", cache_dir=Path(work) / "c")
@@ -220,7 +220,7 @@ def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: int, devic
             sets.append((s.x.cpu(), s.y.cpu()))
     finally:
         handle.remove()
-    return {"sets": sets, "seconds": iteration_seconds(stamps, seeds, iterations,
+    return {"sets": sets, "seconds": iteration_seconds(stamps, len(seeds), iterations,
                                                        hp.outer_loop if method != "dm" else 1)}
 
 
@@ -243,6 +243,9 @@ def main() -> None:
     parser.add_argument("--methods", default="dc,dsa,dm")
     parser.add_argument("--ipc", default="1,10")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="our first distillation seed (seeds FIRST..FIRST+SEEDS-1; evaluation seeds follow), so a "
+                        "second run adds new sets to an earlier one's instead of repeating them")
     defaults = ", ".join(f"{m}:{i}={n}" for (m, i), n in DEFAULT_ITERATIONS.items())
     parser.add_argument("--iterations", nargs="*", default=[], metavar="METHOD:IPC=N",
                         help=f"iteration budgets; METHOD may be 'all', ':IPC' may be left out (default {defaults})")
@@ -285,10 +288,11 @@ def compare(copy: Path, data, test, method: str, ipc: int, iterations: int, args
             device: torch.device) -> dict:
     """Distil with both implementations (or reuse what ``--out`` holds), evaluate every set, summarise."""
     hp = get_distiller(method).resolve_hparams(data.spec, ipc, "paper", {"iterations": iterations})
-    name = f"{method}-ipc{ipc}-it{iterations}-s{args.seeds}"
+    name = f"{method}-ipc{ipc}-it{iterations}-s{args.seeds}" + (f"-from{args.first_seed}" if args.first_seed else "")
     done = args.out / f"row-{name}-{protocol.name}-m{protocol.models}-t{args.test_limit or 'all'}.json"
     if done.is_file():
         return json.loads(done.read_text())
+    ours_seeds = range(args.first_seed, args.first_seed + args.seeds)
     row: dict = {"method": method, "ipc": ipc, "iterations": iterations, "hparams": dataclasses.asdict(hp)}
     for side in ("reference", "ours"):
         cache = args.out / f"{side}-{name}.pt"
@@ -296,10 +300,11 @@ def compare(copy: Path, data, test, method: str, ipc: int, iterations: int, args
             run = torch.load(cache, weights_only=True)
         else:
             run = (run_reference(copy, method, hp, ipc, iterations, args.seeds, args.threads, args.out)
-                   if side == "reference" else run_ours(data, method, hp, ipc, iterations, args.seeds, device))
+                   if side == "reference"
+                   else run_ours(data, method, hp, ipc, iterations, ours_seeds, device))
             torch.save(run, cache)
         accuracies = []
-        for k, (x, y) in enumerate(run["sets"]):
+        for k, (x, y) in enumerate(run["sets"], start=args.first_seed):
             seeds = [derive_seed("faithfulness", method, ipc, k, m) for m in range(protocol.models)]
             result = evaluate(SyntheticSet(x.to(device), y.to(device)), test, data.spec, "convnet", protocol, seeds,
                               device)
@@ -329,7 +334,8 @@ def report(rows: list[dict], protocol: EvalProtocol, args, device: torch.device)
               f"{ref['wall_s_per_it']:.2f} | {ours['wall_s_per_it']:.2f} | {row['speedup']:.2f}x | "
               f"{ref['cpu_s_per_it']:.2f} | {ours['cpu_s_per_it']:.2f} | {row['cpu_speedup']:.2f}x |")
     summary = args.out / "faithfulness.json"
-    summary.write_text(json.dumps({"protocol": protocol.as_record(), "seeds": args.seeds, "device": str(device),
+    summary.write_text(json.dumps({"protocol": protocol.as_record(), "seeds": args.seeds, "first_seed": args.first_seed,
+                                   "device": str(device),
                                    "threads": args.threads, "test_limit": args.test_limit, "rows": rows}, indent=1))
     print(f"\nwritten: {summary}")
 
