@@ -288,7 +288,8 @@ class DiM(Distiller):
         for arch in hp.pool:
             recipe = pool_recipe(arch, hp, spec, hp.pool_batches_per_step * min(per_epoch, total))
             trajectories, pool_reports[arch] = cached_trajectories(train, recipe, hp.pool_models, task.cache_dir,
-                                                                   device, kind="dim_pool", require=hp.require_cache)
+                                                                   device, kind="dim_pool", require=hp.require_cache,
+                                                                   log=task.log)
             members += [(arch, t) for t in trajectories]
         nets = {arch: build_model(arch, spec, device=device).train() for arch in hp.pool}
         for net in nets.values():

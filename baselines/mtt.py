@@ -225,7 +225,8 @@ class MTT(Distiller):
             hints["zca"] = {"eps": hp.zca_eps}
         experts, buffer = cached_trajectories(train, expert_recipe(hp, spec, len(train)), hp.num_experts,
                                               task.cache_dir, device, kind="mtt_buffers",
-                                              require=hp.require_buffer, keep=hp.max_start_epoch + hp.expert_epochs)
+                                              require=hp.require_buffer, keep=hp.max_start_epoch + hp.expert_epochs,
+                                              log=task.log)
         student = build_model(hp.arch, spec, seed=0, device=device).train()
         for p in student.parameters():
             p.requires_grad_(False)

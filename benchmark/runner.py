@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from benchmark.cells import DistillCell, EvalCell
 from benchmark.costs import measure
@@ -114,6 +115,11 @@ def record_lost(cell: DistillCell | EvalCell, ctx: RunContext, error: str) -> Ce
     return CellOutcome(cell.key, stage, cell.label(), "failed", error, failure)
 
 
+def log_line(message: str) -> None:
+    """One timestamped line on stdout (through tqdm, so an active progress bar stays intact)."""
+    tqdm.write(f"[{dt.datetime.now().strftime('%H:%M:%S')}] {message}")
+
+
 def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
     dataset = load_dataset(cell.dataset, ctx.data)
     distiller = get_distiller(cell.method)
@@ -121,7 +127,8 @@ def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device
     work_dir = store.work_dir(cell.key)
     task = DistillTask(train=dataset.train, spec=dataset.spec, ipc=cell.ipc,
                        budget=Budget(cell.budget, cell.max_iterations), device=device, seed=cell.seed,
-                       hparams=hparams, work_dir=work_dir, cache_dir=store.cache_dir, progress=ctx.progress)
+                       hparams=hparams, work_dir=work_dir, cache_dir=store.cache_dir, progress=ctx.progress,
+                       log=log_line)
     with measure(device) as cost:
         artifact = distiller.distill(task)
     store.save_artifact(cell.key, artifact)

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,8 @@ def trajectory_dir(cache_dir: Path, train: LabelledImages, recipe: TrainingRecip
 
 def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: int, cache_dir: Path,
                         device: torch.device, kind: str = "trajectories", require: bool = False,
-                        keep: int | None = None) -> tuple[list[Trajectory], dict[str, Any]]:
+                        keep: int | None = None,
+                        log: Callable[[str], None] = lambda message: None) -> tuple[list[Trajectory], dict[str, Any]]:
     """``count`` trajectories of ``recipe`` on ``train``, built where absent or corrupt (or, with ``require``,
     a one-line error), with a report of what was built and what the whole stage cost.
 
@@ -148,6 +150,7 @@ def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: in
             if require:
                 raise BenchmarkError(f"{kind} {path} is missing or corrupt and a ready cache was required; run once "
                                      "without requiring it to build it")
+            log(f"{kind}: training {recipe.arch} trajectory {index + 1} of {count} into {folder}")
             trajectory = train_trajectory(train, recipe, derive_seed(folder.name, index), device)
             save_checked({"steps": list(trajectory.steps), "snapshots": trajectory.snapshots,
                           "seconds": trajectory.seconds}, path)

@@ -20,6 +20,8 @@ def test_grid_runs_records_reports_and_resumes(tmp_path, ci_grid, capsys):
     assert run("--grid", str(grid), "--results", str(results)) == 0
     out = capsys.readouterr().out
     assert "cells: 12 run, 0 already done, 0 failed" in out  # random: 4 + 4, full: 2 + 2
+    # without the progress bar, a start and an end line per cell (what a batch job's log shows)
+    assert out.count(": started") == 12 and out.count(": done after ") == 12 and "] cell 12/12 " in out
     assert "| random" in out and "digits ipc=2" in out
     records = [json.loads(p.read_text()) for p in (results / "records" / "eval").glob("*.json")]
     assert len(records) == 6

@@ -35,10 +35,12 @@ def test_snapshots_are_the_weights_after_those_sgd_steps():
 def test_cache_is_reused_rebuilt_when_corrupt_and_required_on_request(tmp_path, capsys):
     train = tiny_digits()
     cpu = torch.device("cpu")
-    first, report = cached_trajectories(train, RECIPE, 2, tmp_path, cpu, kind="buffers")
+    messages: list[str] = []
+    first, report = cached_trajectories(train, RECIPE, 2, tmp_path, cpu, kind="buffers", log=messages.append)
     assert (report["built_now"], report["reused"]) == (2, 0) and report["build_seconds_total"] > 0
-    again, report = cached_trajectories(train, RECIPE, 2, tmp_path, cpu, kind="buffers")
-    assert (report["built_now"], report["reused"]) == (2 - 2, 2)
+    assert [m.split(" into ")[0] for m in messages] == [f"buffers: training convnet_w32 trajectory {i} of 2" for i in (1, 2)]
+    again, report = cached_trajectories(train, RECIPE, 2, tmp_path, cpu, kind="buffers", log=messages.append)
+    assert (report["built_now"], report["reused"]) == (2 - 2, 2) and len(messages) == 2  # a reuse says nothing
     assert all(torch.equal(a.snapshots[k], b.snapshots[k]) for a, b in zip(first, again, strict=True)
                for k in a.snapshots)
     assert not torch.equal(first[0].snapshots["classifier.weight"], first[1].snapshots["classifier.weight"])

@@ -1,15 +1,19 @@
-"""The local backend: every cell in this process, distillations first, with a progress bar."""
+"""The local backend: every cell in this process, distillations first, with a progress bar.
+
+Without the bar (``--no-progress``: batch jobs, logs) each cell gets a start and an end line instead, so a
+log shows what runs and how long each cell took."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import dataclass
 
 from tqdm import tqdm
 
 from benchmark.backends import RunSummary, pending_or_done
 from benchmark.cells import Plan
-from benchmark.runner import RunContext, run_cell
+from benchmark.runner import RunContext, log_line, run_cell
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,19 @@ def preflight(options: LocalOptions) -> None:
 def run(plan: Plan, ctx: RunContext, options: LocalOptions | None = None) -> RunSummary:
     summary = RunSummary()
     todo = pending_or_done(plan, ctx.store, summary)
-    with tqdm(total=len(todo), disable=not ctx.progress, unit="cell", dynamic_ncols=True) as bar:
+    total, position = len(todo), 0
+    with tqdm(total=total, disable=not ctx.progress, unit="cell", dynamic_ncols=True) as bar:
         for _, cells in todo.stages():
             for cell in cells:
+                position += 1
                 bar.set_postfix_str(cell.label(), refresh=True)
-                summary.add(run_cell(cell, ctx))
+                if not ctx.progress:
+                    log_line(f"cell {position}/{total} {cell.label()}: started")
+                start = time.perf_counter()
+                outcome = run_cell(cell, ctx)
+                summary.add(outcome)
+                if not ctx.progress:
+                    log_line(f"cell {position}/{total} {cell.label()}: {outcome.status} after "
+                             f"{time.perf_counter() - start:.1f} s{': ' + outcome.message if outcome.message else ''}")
                 bar.update(1)
     return summary
