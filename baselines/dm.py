@@ -69,8 +69,8 @@ def embed_real(net: nn.Module, x: Tensor) -> Tensor:
     """Embeddings of real images without a graph, in chunks when the network allows it (no batch norm).
 
     On a CPU the forward runs channels-last (a copy of the network and the images): oneDNN's NHWC
-    convolutions, pooling and instance norm made this forward ~1.3× faster on the project's box
-    (``benchmarks/RESULTS.md``, "Distillation"); the values agree to float rounding."""
+    convolutions and pooling made this forward 1.17–1.25× faster on the project's box, measured side by
+    side (``benchmarks/RESULTS.md``, "Distillation"; only its group norm got slower); values agree to rounding."""
     pixels = REAL_CHUNK_PIXELS["cpu" if x.device.type == "cpu" else "accelerator"]
     chunk = len(x) if has_batchnorm(net) else max(1, pixels // (x.shape[2] * x.shape[3]))
     if x.device.type == "cpu" and x.ndim == 4:

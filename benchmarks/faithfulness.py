@@ -254,6 +254,9 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=None, help="test on the first N test images only")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.first_seed < 0 or args.seeds < 1:
+        raise SystemExit(f"--first-seed {args.first_seed} / --seeds {args.seeds}: "
+                         "need --first-seed >= 0 and --seeds >= 1")
     if args.npz is None or not args.npz.is_file():
         raise SystemExit("MNIST .npz not found: pass --npz PATH")
     budgets = dict(DEFAULT_ITERATIONS)
