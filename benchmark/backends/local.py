@@ -36,19 +36,18 @@ def preflight(options: LocalOptions) -> None:
 def run(plan: Plan, ctx: RunContext, options: LocalOptions | None = None) -> RunSummary:
     summary = RunSummary()
     todo = pending_or_done(plan, ctx.store, summary)
-    total, position = len(todo), 0
-    with tqdm(total=total, disable=not ctx.progress, unit="cell", dynamic_ncols=True) as bar:
-        for _, cells in todo.stages():
-            for cell in cells:
-                position += 1
-                bar.set_postfix_str(cell.label(), refresh=True)
-                if not ctx.progress:
-                    log_line(f"cell {position}/{total} {cell.label()}: started")
-                start = time.perf_counter()
-                outcome = run_cell(cell, ctx)
-                summary.add(outcome)
-                if not ctx.progress:
-                    log_line(f"cell {position}/{total} {cell.label()}: {outcome.status} after "
-                             f"{time.perf_counter() - start:.1f} s{': ' + outcome.message if outcome.message else ''}")
-                bar.update(1)
+    ordered = [cell for _, cells in todo.stages() for cell in cells]  # distillations first
+    with tqdm(total=len(ordered), disable=not ctx.progress, unit="cell", dynamic_ncols=True) as bar:
+        for position, cell in enumerate(ordered, start=1):
+            where = f"cell {position}/{len(ordered)} {cell.label()}"
+            bar.set_postfix_str(cell.label(), refresh=True)
+            if not ctx.progress:
+                log_line(f"{where}: started")
+            start = time.perf_counter()
+            outcome = run_cell(cell, ctx)
+            summary.add(outcome)
+            if not ctx.progress:
+                detail = f": {outcome.message}" if outcome.message else ""
+                log_line(f"{where}: {outcome.status} after {time.perf_counter() - start:.1f} s{detail}")
+            bar.update(1)
     return summary
