@@ -12,14 +12,15 @@ DSA) and its README (``lr_img`` 10 for CIFAR-10 at IPC ≥ 100).
 All classes are embedded together (real and synthetic separately) instead of the reference's loop over
 classes. For networks whose images do not interact within a batch (the default instance-norm ConvNet)
 this is the same computation; for batch-norm networks it *is* the reference's ``ConvNetBN`` branch, which
-embeds all classes in one forward. Real images of a network without batch norm are embedded in chunks of
-at most :data:`REAL_CHUNK_PIXELS` pixels (device-dependent), so 100–200 classes fit in memory with the
-same result. The logged loss is the reference's ``loss_avg`` (the loss divided by the number of classes).
+embeds all classes in one forward. Both forwards run through
+:class:`benchmark.fast_embedding.FastEmbedder`: the real one (most of an iteration) in chunks, so that
+100–200 classes fit in memory, channels-last on a CPU, and both compiled once per run where the ``compile``
+option asks for it; all equal to the plain forward up to float rounding. The logged loss is the reference's
+``loss_avg`` (the loss divided by the number of classes).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -29,15 +30,11 @@ from torch import Tensor, nn
 from benchmark.augment import DEFAULT_STRATEGY, dsa_siamese, strategy_for
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, register_distiller
-from benchmark.matching import class_mean_distance, has_batchnorm, random_feature_net, real_batches_by_class
+from benchmark.fast_embedding import FastEmbedder, compile_wanted
+from benchmark.matching import class_mean_distance, random_feature_net, real_batches_by_class
 from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings
 
 CHECKPOINT_EVERY = 100
-REAL_CHUNK_PIXELS = {"cpu": 256 * 32 * 32, "accelerator": 2560 * 32 * 32}
-"""Largest real-image forward, in input pixels: on a GPU all 10 classes × 256 CIFAR images at once, on a
-CPU one class's worth (measured on the project's 2-core CPU, MNIST IPC 10, 1 thread: 11.7 CPU s per
-iteration in 256-image chunks, 12.1 s in one 2560-image forward, 11.5 s for the reference's class loop).
-The result is the same either way for networks without batch norm."""
 
 
 @dataclass(frozen=True)
@@ -65,23 +62,13 @@ def readme_lr_img(spec: DatasetSpec, ipc: int | None) -> float:
     return 10.0 if spec.family == "cifar" and spec.num_classes == 10 and (ipc or 0) >= 100 else 1.0
 
 
-def embed_real(net: nn.Module, x: Tensor) -> Tensor:
-    """Embeddings of real images without a graph, in chunks when the network allows it (no batch norm).
-
-    On a CPU the forward runs channels-last (a copy of the network and the images): oneDNN's NHWC
-    convolutions and pooling made this forward 1.17–1.25× faster on the project's box, measured side by
-    side (``benchmarks/RESULTS.md``, "Distillation"; only its group norm got slower); values agree to rounding."""
-    pixels = REAL_CHUNK_PIXELS["cpu" if x.device.type == "cpu" else "accelerator"]
-    chunk = len(x) if has_batchnorm(net) else max(1, pixels // (x.shape[2] * x.shape[3]))
-    if x.device.type == "cpu" and x.ndim == 4:
-        net = copy.deepcopy(net).to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        return torch.cat([net.embed(part) for part in torch.split(x, chunk)])
-
-
 class DistributionMatching(PixelMatchingState):
     """The one iteration of DM, in the order of reference ``main_DM.py``."""
+
+    def __init__(self, task: DistillTask) -> None:
+        super().__init__(task)
+        compiled = compile_wanted(task.compile, task.device, task.budget.cap(self.hp.iterations))
+        self.embed = FastEmbedder(compiled)
 
     def loss(self, net: nn.Module, reals: list[Tensor]) -> Tensor:
         """Σ over classes of the squared distance between mean real and mean synthetic embeddings."""
@@ -90,8 +77,8 @@ class DistributionMatching(PixelMatchingState):
             pairs = [dsa_siamese([r, s], self.hp.dsa_strategy, self.generators["dsa"])
                      for r, s in zip(reals, syns, strict=True)]
             reals, syns = [r for r, _ in pairs], [s for _, s in pairs]
-        real_features = embed_real(net, torch.cat(reals))
-        syn_features = net.embed(torch.cat(syns))
+        real_features = self.embed(net, torch.cat(reals))
+        syn_features = self.embed(net, torch.cat(syns))
         return class_mean_distance(real_features, [len(r) for r in reals], syn_features, [len(s) for s in syns])
 
     def step(self, it: int) -> float:
@@ -120,4 +107,7 @@ class DM(Distiller):
         check_ipc(spec, ipc)
 
     def distill(self, task: DistillTask) -> Artifact:
-        return DistributionMatching(task).run(CHECKPOINT_EVERY, f"dm ipc{task.ipc}")
+        state = DistributionMatching(task)
+        artifact = state.run(CHECKPOINT_EVERY, f"dm ipc{task.ipc}")
+        artifact.extra["embedding_forward"] = state.embed.describe()
+        return artifact

@@ -28,6 +28,7 @@ from benchmark.cuda_graphs import CUDA_GRAPHS, graphs_on
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
 from benchmark.ensemble import SEEDS_TOGETHER
+from benchmark.fast_embedding import AUTO_MIN_ITERATIONS, COMPILE, compile_wanted
 from benchmark.grid import load_grid
 from benchmark.leaderboard import write_reports
 from benchmark.protocol import get_protocol
@@ -48,6 +49,7 @@ class RunOptions:
     device: str
     seeds_together: str
     cuda_graphs: str
+    compile: str
     data: DataOptions
     axes: dict
     settings: dict
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train a set's evaluation networks as one stacked ensemble (auto: on CUDA; default: auto)")
     p.add_argument("--cuda-graphs", default="off", choices=CUDA_GRAPHS,
                    help="replay that ensemble's training steps as CUDA graphs (CUDA only; default: off)")
+    p.add_argument("--compile", default="auto", choices=COMPILE,
+                   help="run DM's real-image forward through torch.compile (auto: on a CPU, for distillations of "
+                        f">= {AUTO_MIN_ITERATIONS} iterations, when a C++ compiler is found; default: auto)")
     p.add_argument("--data-root", default=os.environ.get(DATA_ROOT_ENV, "data"),
                    help=f"where datasets live in their native layout (default: ${DATA_ROOT_ENV} or ./data)")
     p.add_argument("--download", action="store_true", help="download missing datasets (opt-in)")
@@ -95,11 +100,12 @@ def parse_options(argv: list[str] | None) -> RunOptions:
     backend_options, threads = backend_and_threads(a)
     device = resolve_device(a.device)
     graphs_on(a.cuda_graphs, device)  # refuses --cuda-graphs on without CUDA, up front
+    compile_wanted(a.compile, device, AUTO_MIN_ITERATIONS)  # refuses --compile on without a compiler, up front
     axes = {"datasets": comma_list("--datasets", a.datasets), "methods": comma_list("--methods", a.methods),
             "ipc": comma_list("--ipc", a.ipc, int), "archs": comma_list("--archs", a.archs),
             "seeds": comma_list("--seeds", a.seeds, int)}
     return RunOptions(grid=a.grid, backend=a.backend, results=Path(a.results), device=a.device,
-                      seeds_together=a.seeds_together, cuda_graphs=a.cuda_graphs,
+                      seeds_together=a.seeds_together, cuda_graphs=a.cuda_graphs, compile=a.compile,
                       data=DataOptions(Path(a.data_root), a.download, str(device)), axes=axes,
                       settings={"budget": a.budget, "protocol": a.protocol, "models": a.models},
                       dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                   "(whole distillations with their evaluations)")
         ctx = RunContext(results=options.results, data=options.data, device=options.device, progress=options.progress,
                          seeds_together=options.seeds_together, cuda_graphs=options.cuda_graphs,
+                         compile=options.compile,
                          command=command_line("benchmark.run", argv))
         device = options.data.device.split(":")[0]
         if options.dry_run:

@@ -44,6 +44,7 @@ class RunContext:
     progress: bool = False
     seeds_together: str = "auto"  # K evaluation networks as one stacked ensemble (benchmark.ensemble)
     cuda_graphs: str = "off"  # that ensemble's steps replayed as CUDA graphs (benchmark.cuda_graphs)
+    compile: str = "auto"  # DM's real-image forward through torch.compile (benchmark.fast_embedding)
     command: str = ""  # the command line that launched the run, kept in every record it writes
 
     @property
@@ -128,7 +129,7 @@ def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device
     task = DistillTask(train=dataset.train, spec=dataset.spec, ipc=cell.ipc,
                        budget=Budget(cell.budget, cell.max_iterations), device=device, seed=cell.seed,
                        hparams=hparams, work_dir=work_dir, cache_dir=store.cache_dir, progress=ctx.progress,
-                       log=log_line)
+                       log=log_line, compile=ctx.compile)
     with measure(device) as cost:
         artifact = distiller.distill(task)
     store.save_artifact(cell.key, artifact)

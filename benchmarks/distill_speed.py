@@ -17,6 +17,15 @@ process CPU time), so data loading and set-up are excluded on both sides. The un
 * ``d2m``: one iteration = one generator step (embedding + prediction matching on every class), after a
   one-iteration generator pre-training whose cost is excluded; there is no reference script for it.
 
+Our ``dm`` is timed once per ``--compile`` choice (``off``: the eager channels-last forward; ``on``: the
+compiled one, :mod:`benchmark.fast_embedding`), beside one reference run; the compilation falls before the
+first step, so it is outside the per-iteration clock and shown instead in "first step s" (set-up, compilation
+and the first iteration, wall).
+
+This machine's speed drifts by ±15 % over minutes even when idle, so ``--rounds N`` runs every side N times,
+interleaved (reference, then ours, N times): the table shows medians, and the speed-up as the median of the
+rounds' own ratios with all of them beside it.
+
 The reference needs a checkout the person benchmarking fetched (``--reference PATH``, never part of this
 project); without it only our side is measured. Accuracy is not measured here (a few iterations say
 nothing about it): ``benchmarks/faithfulness.py`` compares the accuracy of the same loops.
@@ -72,8 +81,9 @@ def all_step_recorder(stamps: list[tuple[float, float]]):
     return register_optimizer_step_post_hook(lambda *_: stamps.append((time.perf_counter(), time.process_time())))
 
 
-def ours_driver(method: str, ipc: str, iterations: str, threads: str, out: str) -> None:
-    """Child process: one distillation of ours; writes the step stamps and the peak resident memory."""
+def ours_driver(method: str, ipc: str, iterations: str, threads: str, compile_choice: str, out: str) -> None:
+    """Child process: one distillation of ours; writes the step stamps, the wall seconds from the start of
+    the distillation to its first step (set-up, compilation and one iteration) and the peak memory."""
     torch.set_num_threads(int(threads))
     device = the_reference_device()
     data = load_dataset("mnist", DataOptions(device=str(device)))
@@ -83,12 +93,14 @@ def ours_driver(method: str, ipc: str, iterations: str, threads: str, out: str) 
     with tempfile.TemporaryDirectory(prefix="distill-speed-") as work:
         task = DistillTask(train=data.train, spec=data.spec, ipc=int(ipc), budget=Budget("paper"),
                            device=device, seed=0, hparams=hp, work_dir=Path(work) / "w",
-                           cache_dir=Path(work) / "c")
+                           cache_dir=Path(work) / "c", compile=compile_choice)
+        start = time.perf_counter()
         get_distiller(method).distill(task)
     handle.remove()
     if method == "d2m":
         stamps = stamps[-int(iterations):]
-    Path(out).write_text(json.dumps({"stamps": stamps, "peak_rss_bytes": peak_rss_bytes(),
+    Path(out).write_text(json.dumps({"stamps": stamps, "first_step_s": stamps[0][0] - start if stamps else None,
+                                     "peak_rss_bytes": peak_rss_bytes(),
                                      "peak_cuda_bytes": peak_cuda_bytes()}))
 
 
@@ -97,11 +109,11 @@ def peak_mib(run: dict, device: torch.device) -> str:
     return f"{run[key] / 2**20:.0f}"
 
 
-def run_ours(method: str, ipc: int, iterations: int, threads: int, out: Path) -> dict:
-    result = out / f"ours-{method}-ipc{ipc}.json"
+def run_ours(method: str, ipc: int, iterations: int, threads: int, compile_choice: str, out: Path) -> dict:
+    result = out / f"ours-{method}-ipc{ipc}-compile-{compile_choice}.json"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     done = subprocess.run([sys.executable, "-m", "benchmarks.distill_speed", "ours-driver", method, str(ipc),
-                           str(iterations), str(threads), str(result)], cwd=PROJECT_ROOT, env=env)
+                           str(iterations), str(threads), compile_choice, str(result)], cwd=PROJECT_ROOT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"our {method} at IPC {ipc} failed (exit {done.returncode})")
     return json.loads(result.read_text())
@@ -117,6 +129,28 @@ def seconds_per_iteration(stamps: list, per_iteration: int) -> tuple[float, floa
     return medians[0] * per_iteration, medians[1] * per_iteration
 
 
+def timed(run: dict, method: str, hp) -> dict:
+    """One side's run, reduced to its median (wall, CPU) seconds per iteration and what else the table shows."""
+    return {**run, "per_it": seconds_per_iteration(run["stamps"], steps_per_iteration(method, hp))}
+
+
+def table_row(cells: list[str], ours: list[dict], refs: list[dict], with_reference: bool,
+              device: torch.device) -> str:
+    """Medians over the rounds; the speed-up is the median of the rounds' own ratios, their range beside it."""
+    clock = 0 if device.type == "cuda" else 1
+    wall, cpu = (statistics.median(run["per_it"][k] for run in ours) for k in (0, 1))
+    first = statistics.median(run["first_step_s"] for run in ours)
+    cells += [f"{wall:.3f}", f"{cpu:.3f}", f"{first:.1f}", peak_mib(ours[-1], device)]
+    if refs:
+        ratios = sorted(ref["per_it"][clock] / mine["per_it"][clock] for ref, mine in zip(refs, ours, strict=True))
+        ref_wall, ref_cpu = (statistics.median(run["per_it"][k] for run in refs) for k in (0, 1))
+        cells += [f"{ref_wall:.3f}", f"{ref_cpu:.3f}", peak_mib(refs[-1], device),
+                  f"{statistics.median(ratios):.2f}x", " ".join(f"{r:.2f}" for r in ratios)]
+    elif with_reference:
+        cells += ["(none)"] * 5
+    return "| " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "ours-driver":
         ours_driver(*sys.argv[2:])
@@ -128,7 +162,13 @@ def main() -> None:
     parser.add_argument("--ipc", default="1,10")
     parser.add_argument("--iterations", type=int, default=None, help="override every default budget")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every side this many times, interleaved; medians and per-round ratios (default: 1)")
+    parser.add_argument("--compile", default="off,on",
+                        help="DM's compile choices to time, one row each (benchmark.fast_embedding; default: off,on)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        raise SystemExit(f"--rounds {args.rounds}: need at least 1")
     if args.npz is None or not args.npz.is_file():
         raise SystemExit("MNIST .npz not found: pass --npz PATH")
     spec = dataset_spec("mnist")
@@ -139,27 +179,29 @@ def main() -> None:
     memory = "GPU" if device.type == "cuda" else "RSS"
     print(f"# distill_speed: MNIST, {device_description(device)}, torch {torch.__version__}, "
           f"{args.threads} thread(s) per process, one process at a time")
-    header = ["method", "IPC", "iterations", "ours s/it (wall)", "ours s/it (CPU)", f"ours peak {memory} MiB"]
-    header += ["ref s/it (wall)", "ref s/it (CPU)", f"ref peak {memory} MiB", f"speed-up ({clock})"] if copy else []
+    header = ["method", "IPC", "iterations", "compile", "ours s/it (wall)", "ours s/it (CPU)",
+              "ours first step s (wall)", f"ours peak {memory} MiB"]
+    header += ["ref s/it (wall)", "ref s/it (CPU)", f"ref peak {memory} MiB", f"speed-up ({clock})",
+               "speed-up per round"] if copy else []
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     try:
         for method in args.methods.split(","):
             for ipc in map(int, args.ipc.split(",")):
                 iterations = args.iterations or DEFAULT_ITERATIONS[(method, ipc)]
                 hp = resolved_hparams(method, spec, ipc, iterations)
-                per = steps_per_iteration(method, hp)
-                ours = run_ours(method, ipc, iterations, args.threads, out)
-                wall, cpu = seconds_per_iteration(ours["stamps"], per)
-                row = [method, str(ipc), str(iterations), f"{wall:.3f}", f"{cpu:.3f}", peak_mib(ours, device)]
-                if copy and method != "d2m":
-                    ref = run_reference(copy, method, hp, ipc, iterations, 1, args.threads, out)
-                    ref_wall, ref_cpu = seconds_per_iteration(ref["stamps"], per)
-                    ratio = ref_wall / wall if device.type == "cuda" else ref_cpu / cpu
-                    row += [f"{ref_wall:.3f}", f"{ref_cpu:.3f}", peak_mib(ref, device), f"{ratio:.2f}x"]
-                elif copy:
-                    row += ["(none)"] * 4
-                rows.append("| " + " | ".join(row) + " |")
-                print(rows[-1], flush=True)
+                choices = args.compile.split(",") if method == "dm" else ["off"]
+                refs, ours = [], {choice: [] for choice in choices}
+                for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits both sides
+                    if copy and method != "d2m":
+                        refs.append(timed(run_reference(copy, method, hp, ipc, iterations, 1, args.threads, out),
+                                          method, hp))
+                    for choice in choices:
+                        ours[choice].append(timed(run_ours(method, ipc, iterations, args.threads, choice, out),
+                                                  method, hp))
+                for choice in choices:
+                    rows.append(table_row([method, str(ipc), str(iterations), choice if method == "dm" else "-"],
+                                          ours[choice], refs, bool(copy), device))
+                    print(rows[-1], flush=True)
     finally:
         if copy:
             shutil.rmtree(copy, ignore_errors=True)
