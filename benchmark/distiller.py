@@ -212,7 +212,7 @@ class DistillTask:
     cache_dir: Path
     progress: bool = False
     log: Callable[[str], None] = field(default=lambda message: None)
-    compile: str = "off"  # torch.compile of the real-image forward (benchmark.fast_embedding): auto, on, off
+    compile: str = "off"  # DM's embedding forwards through torch.compile (benchmark.fast_embedding): auto, on, off
 
     def generator(self, purpose: str, device: torch.device | str | None = None) -> torch.Generator:
         """An independent random stream of this task for ``purpose`` (``"init"``, ``"real-batches"``...)."""

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graphs", default="off", choices=CUDA_GRAPHS,
                    help="replay that ensemble's training steps as CUDA graphs (CUDA only; default: off)")
     p.add_argument("--compile", default="auto", choices=COMPILE,
-                   help="run DM's real-image forward through torch.compile (auto: on a CPU, for distillations of "
+                   help="run DM's embedding forwards through torch.compile (auto: on a CPU, for distillations of "
                         f">= {AUTO_MIN_ITERATIONS} iterations, when a C++ compiler is found; default: auto)")
     p.add_argument("--data-root", default=os.environ.get(DATA_ROOT_ENV, "data"),
                    help=f"where datasets live in their native layout (default: ${DATA_ROOT_ENV} or ./data)")

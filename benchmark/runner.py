@@ -44,7 +44,7 @@ class RunContext:
     progress: bool = False
     seeds_together: str = "auto"  # K evaluation networks as one stacked ensemble (benchmark.ensemble)
     cuda_graphs: str = "off"  # that ensemble's steps replayed as CUDA graphs (benchmark.cuda_graphs)
-    compile: str = "auto"  # DM's real-image forward through torch.compile (benchmark.fast_embedding)
+    compile: str = "auto"  # DM's embedding forwards through torch.compile (benchmark.fast_embedding)
     command: str = ""  # the command line that launched the run, kept in every record it writes
 
     @property
