@@ -107,3 +107,15 @@ def test_compiled_synthetic_forward_keeps_the_graph_to_the_images():
         ((embed(images) - target) ** 2).sum().backward()
         gradients.append(images.grad)
     assert torch.allclose(gradients[1], gradients[0], atol=1e-4 * gradients[0].abs().max().item())
+
+
+def test_compiled_forward_of_a_trainable_network_passes_gradients_to_its_weights():
+    (net,) = fresh_nets("convnet_d1", 1)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    images, grads = torch.rand(6, 1, 8, 8), []
+    for embed in (net.embed, lambda x: FastEmbedder(compiled=True)(net, x)):
+        net.zero_grad()
+        embed(images.requires_grad_()).square().sum().backward()
+        grads.append(net.features[0][0].weight.grad.clone())
+    assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-4 * grads[0].abs().max().item())
