@@ -75,8 +75,9 @@ stage eval_speed 200 python3 -m benchmarks.eval_speed --datasets cifar10 --ipc 1
     --precisions "${PRECISIONS:-fp32}" --device "$device" --threads 8 --reference "$reference" --together "$together" \
     --cuda-graphs "$graphs"
 
+# DM_COMPILE=off,on also times DM's compiled forwards on the card (unmeasured there; a failed compile ends the stage)
 stage distill_speed 200 python3 -m benchmarks.distill_speed --methods dm,dc,d2m --ipc 1,10 --threads 8 \
-    --reference "$reference"
+    --reference "$reference" --compile "${DM_COMPILE:-off}"
 
 for part in cifar10:1,10 cifar10:50 digits:1,10,50; do  # CIFAR-10 first: the CPU cannot afford it
   ipcs=${part#*:}
