@@ -42,6 +42,9 @@ AUTO_MIN_ITERATIONS = 100
 DM iteration on MNIST on the project's CPU, so the ``cpu-small`` presets' 20 short iterations (64 real images
 per class) would spend more compiling than they save."""
 
+Forward = Callable[[dict[str, Tensor], Tensor], Tensor]
+"""The template's forward: (weights by parameter name, images) → embeddings."""
+
 REAL_CHUNK_PIXELS = {"cpu": 256 * 32 * 32, "accelerator": 2560 * 32 * 32}
 """Largest no-grad forward, in input pixels: on a GPU all 10 classes × 256 CIFAR images at once, on a CPU one
 class's worth (measured on the project's 2-core CPU, MNIST IPC 10, 1 thread: 11.7 CPU s per iteration in
@@ -118,7 +121,7 @@ class FastEmbedder:
     def __init__(self, compiled: bool) -> None:
         self.compiled = compiled
         self._template: _Embed | None = None
-        self._forward: Callable[[dict[str, Tensor], Tensor], Tensor] | None = None
+        self._forward: Forward | None = None
 
     def describe(self) -> str:
         """How the forwards ran, for the artifact's record."""
@@ -131,29 +134,32 @@ class FastEmbedder:
                 return net.embed(x)
         if self._forward is None:
             self._template = fast_template(net, x.device.type == "cpu")
-            self._forward = torch.compile(self._run_template, dynamic=False, fullgraph=True) if self.compiled \
-                else self._run_template
+            self._forward = self._compiled_call(torch.compile(self._run_template, dynamic=False, fullgraph=True)) \
+                if self.compiled else self._run_template
         tensors = {**dict(net.named_parameters()), **dict(net.named_buffers())}  # autograd links kept
         weights = {f"net.{name}": _layout(t) for name, t in tensors.items()}
         if graph:
-            return self._call(weights, _layout(x))
+            return self._forward(weights, _layout(x))
         pixels = REAL_CHUNK_PIXELS["cpu" if x.device.type == "cpu" else "accelerator"]
         with torch.no_grad():
-            return torch.cat([self._call(weights, part)
+            return torch.cat([self._forward(weights, part)
                               for part in torch.split(_layout(x), max(1, pixels // (x.shape[-2] * x.shape[-1])))])
 
     def _run_template(self, weights: dict[str, Tensor], x: Tensor) -> Tensor:
         return functional_call(self._template, weights, (x,))
 
-    def _call(self, weights: dict[str, Tensor], x: Tensor) -> Tensor:
-        if not self.compiled:
-            return self._forward(weights, x)
-        try:
-            return self._forward(weights, x)
-        except Exception as error:  # inductor/dynamo failures surface deep inside torch: name the switch instead
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BenchmarkError(f"compile: torch.compile of the embedding forward failed ({first[:200]}); "
-                                 "rerun with compile=off") from error
+    @staticmethod
+    def _compiled_call(compiled: Forward) -> Forward:
+        """``compiled``, with its failures (which surface deep inside dynamo/inductor) as one line naming the
+        switch that avoids them."""
+        def call(weights: dict[str, Tensor], x: Tensor) -> Tensor:
+            try:
+                return compiled(weights, x)
+            except Exception as error:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise BenchmarkError(f"compile: torch.compile of the embedding forward failed ({first[:200]}); "
+                                     "rerun with compile=off") from error
+        return call
 
 
 def _layout(t: Tensor) -> Tensor:

@@ -52,6 +52,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from benchmark.data import DataOptions, dataset_spec, load_dataset
 from benchmark.data.shared_npz import find_shared_npz
 from benchmark.distiller import Budget, DistillTask, get_distiller
+from benchmark.fast_embedding import COMPILE
 from benchmark.provenance import device_description
 from benchmarks.faithfulness import (
     PROJECT_ROOT,
@@ -169,6 +170,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         raise SystemExit(f"--rounds {args.rounds}: need at least 1")
+    if not set(args.compile.split(",")) <= set(COMPILE):
+        raise SystemExit(f"--compile {args.compile}: a comma list of {', '.join(COMPILE)}")
     if args.npz is None or not args.npz.is_file():
         raise SystemExit("MNIST .npz not found: pass --npz PATH")
     spec = dataset_spec("mnist")

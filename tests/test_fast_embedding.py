@@ -119,3 +119,15 @@ def test_compiled_forward_of_a_trainable_network_passes_gradients_to_its_weights
         embed(images.requires_grad_()).square().sum().backward()
         grads.append(net.features[0][0].weight.grad.clone())
     assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-4 * grads[0].abs().max().item())
+
+
+def test_a_failing_compilation_is_one_line_naming_compile_off(monkeypatch):
+    def broken(fn, **options):
+        def call(*args):
+            raise RuntimeError("inductor: C++ compile failed\nlong compiler output")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    (net,) = fresh_nets("convnet_d1", 1)
+    with pytest.raises(BenchmarkError, match=r"^compile: .*\(inductor: C\+\+ compile failed\); rerun with compile=off$"):
+        FastEmbedder(compiled=True)(net, torch.rand(4, 1, 8, 8))
