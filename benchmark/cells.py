@@ -121,10 +121,20 @@ class Plan:
 
     def pending(self, store: ResultsStore) -> Plan:
         """The cells that have no record yet (failed cells are pending: a rerun retries them). Each cell's
-        record lives in its own ``stage`` folder (NAS cells are evaluation cells of stage ``nas``)."""
+        record lives in its own ``stage`` folder (NAS cells are evaluation cells of stage ``nas``).
+
+        A distillation with a record but no artifact on this machine (artifacts are not committed) is
+        pending again when one of the pending evaluations needs it: it is regenerated, not reported lost."""
         done = {stage: store.done_keys(stage) for stage in {c.stage for _, cells in self.stages() for c in cells}}
-        return dataclasses.replace(self, distill_cells=[c for c in self.distill_cells if c.key not in done[c.stage]],
-                                   eval_cells=[c for c in self.eval_cells if c.key not in done[c.stage]])
+        evals = [c for c in self.eval_cells if c.key not in done[c.stage]]
+        needed = {c.distill.key for c in evals}
+        distills = [c for c in self.distill_cells if c.key not in done[c.stage]
+                    or (c.key in needed and not store.has_artifact(c.key))]
+        return dataclasses.replace(self, distill_cells=distills, eval_cells=evals)
+
+    def regenerated(self, store: ResultsStore) -> list[DistillCell]:
+        """The distillations of this (pending) plan that have a record already: their artifact is rebuilt."""
+        return [c for c in self.distill_cells if store.has(c.stage, c.key)]
 
     def restricted(self, distill_keys: set[str]) -> Plan:
         """The sub-plan of the given distillations and their evaluations."""

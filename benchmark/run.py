@@ -130,6 +130,10 @@ def describe_plan(plan: Plan, ctx: RunContext, device: str) -> str:
     for (stage, cells), (_, pending) in zip(plan.stages(), todo.stages(), strict=True):
         lines.append(f"  stage {stage + ':':8} {len(cells)} cells, {len(cells) - len(pending)} already done, "
                      f"~{format_hours(left[stage].hours(device))} to go")
+    regenerated = todo.regenerated(ctx.store)
+    if regenerated:
+        lines.append(f"  ({len(regenerated)} of the distillations to go have a record but no artifact here: "
+                     "rerun to regenerate what the evaluations read, the record keeping the one it replaces)")
     uncalibrated = left["distill"].uncalibrated
     lines.append(f"  (an estimate {on}, from benchmark/cost_model.py; records keep the measured cost"
                  + (f"; uncalibrated methods costed like DM: {', '.join(sorted(uncalibrated))}" if uncalibrated else "")

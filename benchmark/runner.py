@@ -76,12 +76,12 @@ def run_cell(cell: DistillCell | EvalCell, ctx: RunContext) -> CellOutcome:
     store folder named by its ``stage``."""
     stage = cell.stage
     store, key = ctx.store, cell.key
-    if store.has(stage, key):
+    if store.is_done(stage, key):
         return CellOutcome(key, stage, cell.label(), "skipped")
     with store.claim(key) as mine:
         if not mine:
             return CellOutcome(key, stage, cell.label(), "busy")
-        if store.has(stage, key):  # finished by another run between the first look and the claim
+        if store.is_done(stage, key):  # finished by another run between the first look and the claim
             return CellOutcome(key, stage, cell.label(), "skipped")
         return run_claimed(cell, stage, ctx)
 
@@ -102,6 +102,8 @@ def run_claimed(cell: DistillCell | EvalCell, stage: str, ctx: RunContext) -> Ce
         return CellOutcome(key, stage, cell.label(), "failed", failure["error"], failure)
     record = {"key": key, "stage": stage, "status": "ok", "config": cell.config(), **body, "started": started,
               "finished": now(), "provenance": {**provenance(device), "command": ctx.command}}
+    if store.has(stage, key):  # a distillation regenerated for its missing artifact: keep what it replaces
+        record["replaces"] = store.read_record(stage, key)
     store.write_record(stage, key, record)
     return CellOutcome(key, stage, cell.label(), "done", record=record)
 

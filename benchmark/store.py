@@ -11,6 +11,10 @@ Layout under the results directory::
     locks/<key>.lock             advisory locks: the cell is being computed by a live process
     logs/                        SLURM job output and Ray Tune experiment state
 
+Artifacts are not committed with the records (their size); a clone that has a distillation's record but
+not its artifact regenerates it when a later run needs it to evaluate something (:meth:`Plan.pending`), and
+the new record keeps the one it replaces under ``replaces``.
+
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run
 leaves either the whole record or nothing. A record's file name is its key: two runs finishing the same
 cell write the same name, and a rerun skips every key that has a record.
@@ -85,6 +89,10 @@ class ResultsStore:
     def has(self, stage: str, key: str) -> bool:
         return self.record_path(stage, key).is_file()
 
+    def is_done(self, stage: str, key: str) -> bool:
+        """The cell has a record and, for a distillation, the artifact that its evaluations read."""
+        return self.has(stage, key) and (stage != "distill" or self.has_artifact(key))
+
     def done_keys(self, stage: str) -> set[str]:
         folder = self.root / "records" / stage
         return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
@@ -157,6 +165,9 @@ class ResultsStore:
     def artifact_dir(self, key: str) -> Path:
         return self.root / "artifacts" / key
 
+    def has_artifact(self, key: str) -> bool:
+        return (self.artifact_dir(key) / "artifact.json").is_file()
+
     def save_artifact(self, key: str, artifact: Artifact) -> Path:
         """Write into a temporary directory, then rename it into place (a concurrent twin's copy wins)."""
         final = self.artifact_dir(key)
@@ -181,7 +192,8 @@ class ResultsStore:
         try:
             meta = json.loads((folder / "artifact.json").read_text())
         except (OSError, json.JSONDecodeError):
-            raise BenchmarkError(f"artifact {key} is missing or unreadable under {folder}") from None
+            raise BenchmarkError(f"artifact {key} is missing or unreadable under {folder}: rerun the grid that "
+                                 "distilled it (with this cell in it) to regenerate it") from None
         return artifact_class(meta["class"]).load(folder, context)
 
     def artifact_bytes_on_disk(self, key: str) -> int:

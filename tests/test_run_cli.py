@@ -1,6 +1,7 @@
 """``python -m benchmark.run`` end to end on the embedded digits, plus its bad-input contract."""
 
 import json
+import shutil
 
 import pytest
 
@@ -143,3 +144,27 @@ def test_a_set_distilled_from_another_copy_of_the_dataset_is_not_evaluated(tmp_p
     assert ("train_images: its distillation (distill random digits ipc=1 seed=0) was made from 900 training images "
             "(sklearn.datasets.load_digits (bundled)), this run loads 1437") in out
     assert not list((results / "records" / "eval").glob("*.json"))
+
+
+def test_a_clone_without_artifacts_regenerates_the_ones_a_new_evaluation_needs(tmp_path, ci_grid, capsys):
+    """Records are committed, artifacts are not: evaluating a committed distillation on a new architecture in a
+    fresh clone rebuilds its artifact (the new record keeps the old one), and leaves the others alone."""
+    results = tmp_path / "results"
+    assert run("--grid", str(ci_grid(methods=["random"], ipc=[1, 2], seeds=[0])), "--results", str(results)) == 0
+    capsys.readouterr()
+    shutil.rmtree(results / "artifacts")
+    old = {p.name: json.loads(p.read_text()) for p in (results / "records" / "distill").glob("*.json")}
+
+    assert run("--grid", str(ci_grid(methods=["random"], ipc=[1, 2], seeds=[0])), "--results", str(results)) == 0
+    assert "cells: 0 run, 4 already done, 0 failed" in capsys.readouterr().out  # nothing new needs an artifact
+
+    grid = ci_grid(methods=["random"], ipc=[2], seeds=[0], archs=["convnet", "mlp"])
+    assert run("--grid", str(grid), "--results", str(results), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "1 cells, 0 already done" in out and "1 of the distillations to go have a record but no artifact" in out
+    assert run("--grid", str(grid), "--results", str(results)) == 0
+    assert "cells: 2 run, 1 already done, 0 failed" in capsys.readouterr().out
+    new = {p.name: json.loads(p.read_text()) for p in (results / "records" / "distill").glob("*.json")}
+    rebuilt = [name for name in new if "replaces" in new[name]]
+    assert len(rebuilt) == 1 and new[rebuilt[0]]["replaces"] == old[rebuilt[0]]
+    assert len(list((results / "artifacts").iterdir())) == 1

@@ -155,7 +155,7 @@ def wait(tracked: dict[str, tuple[Cell, str]], ctx: RunContext, opts: SlurmOptio
                 if key in outcomes:
                     continue
                 stage = "distill" if isinstance(cell, DistillCell) else "eval"
-                if store.has(stage, key):
+                if store.is_done(stage, key):
                     outcomes[key] = CellOutcome(key, stage, cell.label(), "done")
                 elif task_id not in live:
                     grace[key] = grace.get(key, 0) + 1
