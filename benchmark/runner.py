@@ -125,6 +125,8 @@ def log_line(message: str) -> None:
 
 def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
     dataset = load_dataset(cell.dataset, ctx.data)
+    if store.has("distill", cell.key):  # regenerating a missing artifact: only from the data the record names
+        check_same_training_split(store.read_record("distill", cell.key), cell, dataset)
     distiller = get_distiller(cell.method)
     hparams = distiller.resolve_hparams(dataset.spec, cell.ipc, cell.budget, cell.hparams)
     work_dir = store.work_dir(cell.key)
@@ -149,14 +151,16 @@ def network_seeds(cell: EvalCell) -> list[int]:
     return [derive_seed("eval-network", cell.distill.seed, k) for k in cell.eval_seeds]
 
 
-def check_same_training_split(distill_record: dict, cell: EvalCell, dataset: Dataset) -> None:
+def check_same_training_split(distill_record: dict, cell: DistillCell | EvalCell, dataset: Dataset) -> None:
     """Cells are keyed by the dataset's *name*, so a store that received records made from another copy of
     it (a class subset carried to a GPU machine, the lossy offline CIFAR-10) would evaluate a set distilled
-    from other images as if from these: refuse when the training split's size differs."""
+    from other images as if from these, or regenerate its missing artifact from them: refuse when the
+    training split's size differs."""
     made_from = (distill_record.get("result") or {}).get("train_images")
     if made_from is not None and made_from != len(dataset.train):
         source = distill_record["result"].get("data_source", "?")
-        raise BenchmarkError(f"train_images: its distillation ({cell.distill.label()}) was made from {made_from} "
+        label = (cell if isinstance(cell, DistillCell) else cell.distill).label()
+        raise BenchmarkError(f"train_images: its distillation ({label}) was made from {made_from} "
                              f"training images ({source}), this run loads {len(dataset.train)} ({dataset.source}); "
                              "evaluate it on the data it was distilled from, or use another --results directory")
 

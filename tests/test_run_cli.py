@@ -145,6 +145,13 @@ def test_a_set_distilled_from_another_copy_of_the_dataset_is_not_evaluated(tmp_p
             "(sklearn.datasets.load_digits (bundled)), this run loads 1437") in out
     assert not list((results / "records" / "eval").glob("*.json"))
 
+    shutil.rmtree(results / "artifacts")  # nor is its missing artifact rebuilt from these images in its name
+    assert run("--grid", grid, "--results", str(results)) == 1
+    out = capsys.readouterr().out
+    assert "cells: 0 run, 0 already done, 2 failed" in out and "was made from 900 training images" in out
+    assert json.loads(distill.read_text())["result"]["train_images"] == 900
+    assert not list((results / "artifacts").glob("*/artifact.json"))
+
 
 def test_a_clone_without_artifacts_regenerates_the_ones_a_new_evaluation_needs(tmp_path, ci_grid, capsys):
     """Records are committed, artifacts are not: evaluating a committed distillation on a new architecture in a
