@@ -17,6 +17,13 @@ class BenchmarkError(Exception):
         return " ".join(str(self.args[0]).split()) if self.args else ""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a foreign exception's message (torch's and inductor's run to pages), or its type's
+    name when it has none: what a one-line :class:`BenchmarkError` quotes of it."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def unknown_name(kind: str, name: str, available: Iterable[str]) -> BenchmarkError:
     """Error for an unknown registry name, listing close matches first and then every allowed name."""
     names = sorted(available)

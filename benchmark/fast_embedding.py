@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.errors import BenchmarkError, first_line, invalid_value
 from benchmark.matching import has_batchnorm
 
 COMPILE = ("auto", "on", "off")
@@ -156,9 +156,8 @@ class FastEmbedder:
             try:
                 return compiled(weights, x)
             except Exception as error:
-                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise BenchmarkError(f"compile: torch.compile of the embedding forward failed ({first[:200]}); "
-                                     "rerun with compile=off") from error
+                raise BenchmarkError(f"compile: torch.compile of the embedding forward failed "
+                                     f"({first_line(error)[:200]}); rerun with compile=off") from error
         return call
 
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from benchmark.checkpoints import load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
-from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.errors import BenchmarkError, first_line, invalid_value
 from benchmark.iterate import run_iterations
 from benchmark.seeding import derive_seed, generator
 from d2m.generator import Generator, GeneratorConfig, build_discriminator, build_generator
@@ -170,7 +170,6 @@ def load_generator_weights(path: str, spec: DatasetSpec, width: int, device: tor
     try:
         net.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[0]
         raise BenchmarkError(f"generator_weights={path!r} does not fit the d2m generator of width {width} for "
-                             f"{spec.name} ({first})") from None
+                             f"{spec.name} ({first_line(e)})") from None
     return StartingGenerator(net, {"source": "user weights", "path": str(file), "seconds": 0.0, "iterations": 0})
