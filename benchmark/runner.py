@@ -102,8 +102,6 @@ def run_claimed(cell: DistillCell | EvalCell, stage: str, ctx: RunContext) -> Ce
         return CellOutcome(key, stage, cell.label(), "failed", failure["error"], failure)
     record = {"key": key, "stage": stage, "status": "ok", "config": cell.config(), **body, "started": started,
               "finished": now(), "provenance": {**provenance(device), "command": ctx.command}}
-    if store.has(stage, key):  # a distillation regenerated for its missing artifact: keep what it replaces
-        record["replaces"] = store.read_record(stage, key)
     store.write_record(stage, key, record)
     return CellOutcome(key, stage, cell.label(), "done", record=record)
 
@@ -125,8 +123,9 @@ def log_line(message: str) -> None:
 
 def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device: torch.device) -> dict[str, Any]:
     dataset = load_dataset(cell.dataset, ctx.data)
-    if store.has("distill", cell.key):  # regenerating a missing artifact: only from the data the record names
-        check_same_training_split(store.read_record("distill", cell.key), cell, dataset)
+    previous = store.read_record("distill", cell.key) if store.has("distill", cell.key) else None
+    if previous is not None:  # regenerating a missing artifact: only from the data the record names
+        check_same_training_split(previous, cell, dataset)
     distiller = get_distiller(cell.method)
     hparams = distiller.resolve_hparams(dataset.spec, cell.ipc, cell.budget, cell.hparams)
     work_dir = store.work_dir(cell.key)
@@ -142,7 +141,8 @@ def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device
                        "ipc_independent": distiller.ipc_independent,
                        "storage_bytes": artifact.storage_bytes(), "data_source": dataset.source,
                        "train_images": len(dataset.train)},
-            "cost": {**cost.as_record(), "device": device.type}}
+            "cost": {**cost.as_record(), "device": device.type},
+            **({"replaces": previous} if previous is not None else {})}  # the record it replaces is kept
 
 
 def network_seeds(cell: EvalCell) -> list[int]:
