@@ -140,7 +140,7 @@ def distill_cell(cell: DistillCell, ctx: RunContext, store: ResultsStore, device
     return {"result": {"artifact": artifact.summary(), "serves_any_ipc": artifact.serves_any_ipc,
                        "ipc_independent": distiller.ipc_independent,
                        "storage_bytes": artifact.storage_bytes(), "data_source": dataset.source,
-                       "train_images": len(dataset.train)},
+                       "train_images": len(dataset.train), "artifact_sha256": store.artifact_digest(cell.key)},
             "cost": {**cost.as_record(), "device": device.type},
             **({"replaces": previous} if previous is not None else {})}  # the record it replaces is kept
 
@@ -174,6 +174,7 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
     dataset = load_dataset(cell.distill.dataset, ctx.data)
     check_same_training_split(store.read_record("distill", upstream), cell, dataset)
     artifact = store.load_artifact(upstream, LoadContext(device=device, train=lambda: dataset.train))
+    evaluated = store.artifact_digest(upstream)  # ties this record to the exact artifact it read
     with measure(device) as cost:
         start = time.perf_counter()
         training_set = artifact.synthesize(cell.ipc or 0, cell.distill.seed)
@@ -185,6 +186,6 @@ def eval_cell(cell: EvalCell, ctx: RunContext, store: ResultsStore, device: torc
     return {"result": {"accuracies": result.accuracies, "mean": result.mean, "std": result.std,
                        "eval_seeds": result.seeds, "protocol_used": result.protocol, "epochs": result.epochs,
                        "train_images": result.train_images, "test_images": len(dataset.test),
-                       "data_source": dataset.source, **result.extra},
+                       "data_source": dataset.source, "artifact_sha256": evaluated, **result.extra},
             "cost": {**cost.as_record(), "device": device.type, "sample_seconds": round(sample_seconds, 4),
                      "train_seconds": round(result.train_seconds, 3), "test_seconds": round(result.test_seconds, 3)}}

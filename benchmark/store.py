@@ -13,7 +13,9 @@ Layout under the results directory::
 
 Artifacts are not committed with the records (their size); a clone that has a distillation's record but
 not its artifact regenerates it when a later run needs it to evaluate something (:meth:`Plan.pending`), and
-the new record keeps the one it replaces under ``replaces``.
+the new record keeps the one it replaces under ``replaces``. A distillation record carries its artifact's
+checksum (:meth:`ResultsStore.artifact_digest`) and every evaluation the checksum of the artifact it read, so
+an evaluation computed from an earlier artifact of a regenerated distillation stays recognisable.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run
 leaves either the whole record or nothing. A record's file name is its key: two runs finishing the same
@@ -28,6 +30,7 @@ process dies, even by ``kill -9``). Where the file system offers no ``flock``, c
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -195,6 +198,18 @@ class ResultsStore:
             raise BenchmarkError(f"artifact {key} is missing or unreadable under {folder}: rerun the grid that "
                                  "distilled it (with this cell in it) to regenerate it") from None
         return artifact_class(meta["class"]).load(folder, context)
+
+    def artifact_digest(self, key: str) -> str:
+        """SHA-256 over the artifact folder's files (relative names and contents, in name order)."""
+        folder = self.artifact_dir(key)
+        digest = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+        return digest.hexdigest()
 
     def artifact_bytes_on_disk(self, key: str) -> int:
         return sum(p.stat().st_size for p in self.artifact_dir(key).rglob("*") if p.is_file())

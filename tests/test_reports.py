@@ -196,6 +196,19 @@ def test_missing_random_is_warned_and_gains_are_marked(builder):
     assert "n/a (no random)" in text
 
 
+def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
+    key = builder.distill("dm", 10)
+    builder.evaluate(builder.distill("random", 10), 10, [80.0])
+    same, earlier = builder.evaluate(key, 10, [70.0]), builder.evaluate(key, 10, [71.0], arch="mlp")
+    for stage, k, digest in (("distill", key, "b" * 64), ("eval", same, "b" * 64), ("eval", earlier, "a" * 64)):
+        record = builder.store.read_record(stage, k)
+        record["result"]["artifact_sha256"] = digest
+        builder.store.write_record(stage, k, record)
+    text = leaderboard.write_reports(builder.store.root)
+    assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
+            "same configuration and seed): dm digits ipc=10 mlp seed=0.") in text
+
+
 def test_image_grid_has_one_row_per_class_denormalised(builder):
     pixels = grid_image(pixel_set(2).synthetic_set.x * 0.25, torch_labels(2), 10)
     tile, pad = 32, 2  # 8 px digits enlarged 4×

@@ -8,6 +8,7 @@ import pytest
 from baselines.coresets import RandomCoreset
 from benchmark import leaderboard
 from benchmark.run import main as run_main
+from benchmark.store import ResultsStore
 
 
 def run(*args: str) -> int:
@@ -175,3 +176,11 @@ def test_a_clone_without_artifacts_regenerates_the_ones_a_new_evaluation_needs(t
     rebuilt = [name for name in new if "replaces" in new[name]]
     assert len(rebuilt) == 1 and new[rebuilt[0]]["replaces"] == old[rebuilt[0]]
     assert len(list((results / "artifacts").iterdir())) == 1
+    # every record names the exact artifact: the new evaluation the regenerated one, the old one its predecessor
+    key = rebuilt[0].removesuffix(".json")
+    digest = ResultsStore(results).artifact_digest(key)
+    assert new[rebuilt[0]]["result"]["artifact_sha256"] == digest
+    assert old[rebuilt[0]]["result"]["artifact_sha256"] == new[rebuilt[0]]["replaces"]["result"]["artifact_sha256"]
+    evals = [json.loads(p.read_text()) for p in (results / "records" / "eval").glob("*.json")]
+    read = {r["config"]["arch"]: r["result"]["artifact_sha256"] for r in evals if r["config"]["distill_key"] == key}
+    assert read["mlp"] == digest and read["convnet"] == old[rebuilt[0]]["result"]["artifact_sha256"]

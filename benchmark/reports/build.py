@@ -63,8 +63,9 @@ def protocol_descriptions(*frames: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame) -> list[str]:
-    """What a reader must know before trusting a number: missing references, reduced budgets."""
+def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+    """What a reader must know before trusting a number: missing references, reduced budgets, evaluations
+    of an artifact that has been regenerated since."""
     notes = [f"`random` is missing at {where}: no gain over random there (run the `random` method too)."
              for where in stats.missing_references(summary)]
     whole = set(summary.loc[summary["method"] == stats.UPPER_BOUND, "dataset"])
@@ -75,6 +76,12 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame) -> list[str]:
         notes.append(f"REDUCED distillation budget(s) {', '.join(reduced)} in these results: not the papers' budgets.")
     if not costs.empty and not (costs["method"] == serving_cost.REFERENCE).any():
         notes.append(f"`{serving_cost.REFERENCE}` has no distillation here: the cost ratios to it are empty.")
+    if not frame.empty and frame["earlier_artifact"].any():
+        earlier = frame[frame["earlier_artifact"]]
+        cells = ", ".join(sorted({f"{r.method} {r.dataset} ipc={r.ipc} {r.arch} seed={r.seed}"
+                                  for r in earlier.itertuples()}))
+        notes.append(f"{len(earlier)} evaluation(s) read an earlier artifact of their distillation, regenerated since "
+                     f"(checksums differ; same configuration and seed): {cells}.")
     return notes
 
 
@@ -93,7 +100,7 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     report = Report(
         results=results, summary=summary, failures=failures, protocols=protocol_descriptions(frame, nas_rows),
         cross_arch=cross_arch_tables(summary, failures), costs=costs, nas=nas.nas_summary(nas_rows),
-        sensitivity=series, warnings=warnings_for(summary, costs),
+        sensitivity=series, warnings=warnings_for(summary, costs, frame),
         counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),
                 "failures": len(failures)},
         provenance=provenance_frame(store),

@@ -129,6 +129,7 @@ def distill_row(r: dict) -> dict:
         "peak_memory_bytes": cost.get("peak_memory_bytes"),
         "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
         "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
+        "artifact_sha256": result.get("artifact_sha256"),
     }
 
 
@@ -147,6 +148,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
     if not accuracies:
         raise KeyError("accuracies")
     d = distills.get(config.get("distill_key"), {})
+    read, current = r["result"].get("artifact_sha256"), d.get("artifact_sha256")
     return {
         "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
         "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
@@ -157,6 +159,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
         "distill_peak_memory": d.get("peak_memory_bytes"), "storage_bytes": d.get("storage_bytes"),
         "serves_any_ipc": d.get("serves_any_ipc"), "sample_seconds": cost.get("sample_seconds"),
         "eval_seconds": cost.get("wall_seconds"), "device": cost.get("device"), "commit": commit_of(r),
+        "earlier_artifact": bool(read and current and read != current),  # its distillation was regenerated since
     }
 
 
