@@ -18,6 +18,14 @@ Everything else (loops, losses, optimisers, inner training, BN handling) is the 
 the same draws the two final sets must agree up to float rounding; the script prints the largest pixel
 difference and the difference relative to how far the images moved (``‖ref − ours‖ / ‖ours − start‖``).
 
+How far "up to float rounding" reaches depends on the run: DC at IPC 10 trains the network 450 SGD steps
+inside one iteration, and such training amplifies rounding differences (the same 50 steps in another batch
+order, or in fp64, move instance-norm parameters by ~2 % and conv weights by ~1e-4 here). So every row also
+runs *ours a second time* from the recorded start nudged by a relative 1e-6 (``--nudge``; every other draw the
+same): its distance from our first run is the rounding floor of that row, and a row counts as the same
+computation when the reference is no further from ours than :data:`FLOOR_FACTOR` times that floor (or
+:data:`AGREE`, whichever is larger).
+
 DSA's augmentation cannot be replayed this way (the reference seeds it from the clock and draws from the
 global stream), so DM runs with ``--dsa-strategy none`` on both sides and DSA is not replayed: it is DC's
 loop plus the augmentation.
@@ -48,12 +56,16 @@ from benchmark.synthetic import PixelMatchingState
 from benchmarks.faithfulness import PROJECT_ROOT, prepare_reference, reference_command, the_reference_device
 
 AGREE = 1e-3
-"""Largest ``‖ref − ours‖ / ‖ours − start‖`` counted as the same computation (float rounding measured
-~1e-5 after one DC iteration at IPC 1)."""
+"""``‖ref − ours‖ / ‖ours − start‖`` below which a row is the same computation whatever its floor (rounding
+measured ~1e-5 after two DC iterations at IPC 1)."""
+FLOOR_FACTOR = 4.0
+"""How many times our own rounding floor (the nudged rerun) the reference may differ by: both distances are
+single draws of the same amplification, so a factor of a few, not one."""
 
 
-def record_ours(data, method: str, hp, ipc: int, seed: int, device: torch.device) -> dict:
-    """Run our distiller, keeping every random draw the reference also makes, and the result."""
+def record_ours(data, method: str, hp, ipc: int, seed: int, device: torch.device, nudge: float = 0.0) -> dict:
+    """Run our distiller, keeping every random draw the reference also makes, and the result; ``nudge``
+    multiplies the starting images by (1 + nudge·ε), ε standard normal, to measure the rounding floor."""
     draws: dict = {"networks": [], "batches": []}
     build, sample = benchmark.matching.build_model, LabelledImages.sample_indices_of_class
     init = PixelMatchingState.__init__
@@ -70,6 +82,10 @@ def record_ours(data, method: str, hp, ipc: int, seed: int, device: torch.device
 
     def recorded_init(self, task):
         init(self, task)
+        if nudge:
+            with torch.no_grad():
+                eps = torch.randn(self.images.shape, generator=torch.Generator().manual_seed(seed))
+                self.images.mul_(1 + nudge * eps.to(self.images.device))
         draws["start"] = self.images.detach().cpu().clone()
 
     benchmark.matching.build_model, LabelledImages.sample_indices_of_class = recorded_build, recorded_sample
@@ -165,6 +181,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2, help="iterations per run (DC at IPC 10: ~15 min each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nudge", type=float, default=1e-6, help="relative nudge of the start for the floor run")
     args = parser.parse_args()
     methods = args.methods.split(",")
     if not set(methods) <= {"dc", "dm"} or args.iterations < 1:
@@ -179,17 +196,19 @@ def main() -> None:
         data = load_dataset("mnist", DataOptions(data_root=copy / "data", device=str(device)))
         print(f"MNIST, seed {args.seed}, {args.iterations} iteration(s), {args.threads} thread(s), device {device}")
         print("| method | IPC | iterations | ‖ours − start‖ | max |ref − ours| | ‖ref − ours‖ / ‖ours − start‖ "
-              "| cos(moves) | same |\n|---|---|---|---|---|---|---|---|")
+              "| floor: ours nudged | cos(moves) | same |\n|---|---|---|---|---|---|---|---|---|")
         for method in methods:
             for ipc in map(int, args.ipc.split(",")):
                 overrides = {"iterations": args.iterations, **({"dsa_strategy": "none"} if method == "dm" else {})}
                 hp = get_distiller(method).resolve_hparams(data.spec, ipc, "paper", overrides)
                 draws = record_ours(data, method, hp, ipc, args.seed, device)
+                floor = compare(record_ours(data, method, hp, ipc, args.seed, device, args.nudge)["ours"],
+                                draws["ours"], draws["start"])["relative"]
                 reference = run_reference(copy, method, hp, ipc, args.iterations, draws, args.threads)
                 r = compare(draws["ours"], reference, draws["start"])
+                same = r["relative"] <= max(AGREE, FLOOR_FACTOR * floor)
                 print(f"| {method} | {ipc} | {args.iterations} | {r['moved']:.4g} | {r['max_abs']:.3g} | "
-                      f"{r['relative']:.3g} | {r['cos']:.6f} | {'yes' if r['relative'] < AGREE else 'NO'} |",
-                      flush=True)
+                      f"{r['relative']:.3g} | {floor:.3g} | {r['cos']:.6f} | {'yes' if same else 'NO'} |", flush=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
