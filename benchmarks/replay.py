@@ -114,6 +114,8 @@ def replay_driver(copy: str, script: str, draws_file: str, threads: str, *argv: 
 
     def replayed_network(*args, **kwargs):
         net = get_network(*args, **kwargs)
+        if not networks:
+            raise SystemExit("replay: the reference drew more networks than ours did")
         recorded = networks.pop(0)
         with torch.no_grad():
             for (name, p), v in zip(net.state_dict().items(), recorded.values(), strict=True):
@@ -125,6 +127,8 @@ def replay_driver(copy: str, script: str, draws_file: str, threads: str, *argv: 
     def replayed_permutation(x):
         if not (isinstance(x, list) and x and isinstance(x[0], int)):  # not a class's index list
             return permutation(x)
+        if not batches:
+            raise SystemExit("replay: the reference drew more real batches than ours did")
         c, idx = batches.pop(0)
         chosen = set(idx)
         if not chosen <= set(x):
