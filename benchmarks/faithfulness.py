@@ -136,11 +136,22 @@ def image_step_recorder(stamps: list[tuple[float, float]]):
     return register_optimizer_step_post_hook(hook)
 
 
-def reference_driver(copy: str, script: str, stamps_file: str, threads: str, *argv: str) -> None:
-    """Run one reference script unmodified (beyond the patches) in this process, timing its image steps."""
+def reference_env(threads: int) -> dict[str, str]:
+    """The environment of a reference subprocess: ``threads`` threads, warnings muted."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+
+
+def enter_reference(copy: str, threads: str) -> None:
+    """Make this (driver) process run as the reference does: ``threads`` threads, the copy as working directory
+    and as the root its scripts import their ``utils``/``networks`` from."""
     torch.set_num_threads(int(threads))
     os.chdir(copy)
     sys.path.insert(0, copy)
+
+
+def reference_driver(copy: str, script: str, stamps_file: str, threads: str, *argv: str) -> None:
+    """Run one reference script unmodified (beyond the patches) in this process, timing its image steps."""
+    enter_reference(copy, threads)
     stamps: list[tuple[float, float]] = []
     image_step_recorder(stamps)
     sys.argv = [script, *argv]
@@ -190,13 +201,12 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, seeds:
     save.mkdir(parents=True, exist_ok=True)
     script, argv = reference_command(method, hp, ipc, iterations, seeds, save)
     stamps_file = save / "stamps.json"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
     print(f"reference: python {script} {' '.join(argv)}", flush=True)
     log = out / f"reference-{method}-ipc{ipc}.log"
     with open(log, "w") as fh:
         done = subprocess.run([sys.executable, "-m", "benchmarks.faithfulness", "reference-driver", str(copy), script,
-                               str(stamps_file), str(threads), *argv], cwd=PROJECT_ROOT, env=env, stdout=fh,
-                              stderr=subprocess.STDOUT)
+                               str(stamps_file), str(threads), *argv], cwd=PROJECT_ROOT, env=reference_env(threads),
+                              stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         raise SystemExit(f"the reference run failed (exit {done.returncode}); see {log}")
     result = torch.load(next(save.glob("res_*.pt")), map_location="cpu", weights_only=True)

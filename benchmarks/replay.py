@@ -36,7 +36,6 @@ loop plus the augmentation.
 from __future__ import annotations
 
 import argparse
-import os
 import runpy
 import shutil
 import subprocess
@@ -53,7 +52,14 @@ from benchmark.data.images import LabelledImages
 from benchmark.data.registry import DataOptions
 from benchmark.distiller import Budget, DistillTask, get_distiller
 from benchmark.synthetic import PixelMatchingState
-from benchmarks.faithfulness import PROJECT_ROOT, prepare_reference, reference_command, the_reference_device
+from benchmarks.faithfulness import (
+    PROJECT_ROOT,
+    enter_reference,
+    prepare_reference,
+    reference_command,
+    reference_env,
+    the_reference_device,
+)
 
 AGREE = 1e-3
 """``‖ref − ours‖ / ‖ours − start‖`` below which a row is the same computation whatever its floor (rounding
@@ -103,9 +109,7 @@ def record_ours(data, method: str, hp, ipc: int, seed: int, device: torch.device
 
 def replay_driver(copy: str, script: str, draws_file: str, threads: str, *argv: str) -> None:
     """Run one reference script in this process with the recorded draws injected (see the module doc)."""
-    torch.set_num_threads(int(threads))
-    os.chdir(copy)
-    sys.path.insert(0, copy)
+    enter_reference(copy, threads)
     import utils  # the reference's module, from the patched copy
 
     draws = torch.load(draws_file, weights_only=True)
@@ -154,9 +158,9 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, draws:
     draws_file = save / "draws.pt"
     torch.save({k: draws[k] for k in ("networks", "batches", "start")}, draws_file)
     script, argv = reference_command(method, hp, ipc, iterations, 1, save)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-m", "benchmarks.replay", "replay-driver", str(copy), script,
-                           str(draws_file), str(threads), *argv], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                           str(draws_file), str(threads), *argv], cwd=PROJECT_ROOT, env=reference_env(threads),
+                          capture_output=True,
                           text=True)
     if done.returncode != 0:
         raise SystemExit(f"the reference replay failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
