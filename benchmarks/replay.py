@@ -166,15 +166,14 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, draws:
         raise SystemExit(f"the reference replay failed (exit {done.returncode}):\n{done.stdout[-2000:]}"
                          f"{done.stderr[-2000:]}")
     [saved] = list(save.glob("res_*.pt"))
-    return torch.load(saved, weights_only=False)["data"][0][0]
+    return torch.load(saved, map_location="cpu", weights_only=True)["data"][0][0]
 
 
 def compare(ours: torch.Tensor, reference: torch.Tensor, start: torch.Tensor) -> dict:
-    moved = (ours - start).norm()
-    diff = reference - ours
+    move, diff = ours - start, reference - ours
+    moved = move.norm()
     return {"max_abs": float(diff.abs().max()), "moved": float(moved), "relative": float(diff.norm() / moved),
-            "cos": float(torch.nn.functional.cosine_similarity((ours - start).flatten(), (reference - start).flatten(),
-                                                               dim=0))}
+            "cos": float(torch.nn.functional.cosine_similarity(move.flatten(), (reference - start).flatten(), dim=0))}
 
 
 def main() -> None:
