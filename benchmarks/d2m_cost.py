@@ -8,11 +8,14 @@ costs (both loops cost the same every iteration) and printed as such.
 
     python -m benchmarks.d2m_cost --dataset digits --threads 1
     python -m benchmarks.d2m_cost --dataset mnist --threads 1 --pretrain-iterations 60 --iterations 10
+    python -m benchmarks.d2m_cost --dataset cifar10 --budget paper --device cuda --pretrain-iterations 40 \
+        --iterations 20 --json cost.json       # the per-iteration costs benchmarks/d2m_fit.py sizes a run from
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +24,7 @@ import torch
 
 from benchmark.costs import measure
 from benchmark.data import load_dataset
+from benchmark.devices import resolve_device
 from benchmark.distiller import Budget, DistillTask, get_distiller
 
 
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pretrain-iterations", type=int, default=None, help="cap (partial run, extrapolated)")
     parser.add_argument("--iterations", type=int, default=None, help="cap (partial run, extrapolated)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--json", type=Path, help="also write the measured costs to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     caps = {k: v for k, v in (("pretrain_iterations", args.pretrain_iterations), ("iterations", args.iterations))
             if v is not None}
     hparams = distiller.resolve_hparams(data.spec, None, args.budget, caps)
-    device = torch.device("cpu")
+    device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         task = DistillTask(train=data.train, spec=data.spec, ipc=None, budget=Budget(args.budget), device=device,
                            seed=0, hparams=hparams, work_dir=Path(tmp) / "work", cache_dir=Path(tmp) / "cache")
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     per_distill = distill["seconds"] / max(distill["iterations"], 1)
     overhead = cost.wall_seconds - pretrain["seconds"] - distill["seconds"]
     full = overhead + per_pretrain * preset.pretrain_iterations + per_distill * preset.iterations
-    print(f"{args.method} on {args.dataset}, budget {args.budget}, {args.threads} thread(s), "
+    print(f"{args.method} on {args.dataset}, budget {args.budget}, {device}, {args.threads} thread(s), "
           f"generator {summary['generator_parameters']} parameters")
     print(f"  pre-training: {pretrain['iterations']} iterations in {pretrain['seconds']:.1f} s "
           f"({per_pretrain:.3f} s/iteration)")
@@ -64,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     if caps:
         print(f"  full preset ({preset.pretrain_iterations} + {preset.iterations} iterations), extrapolated: "
               f"{full:.0f} s ({per_pretrain * preset.pretrain_iterations:.0f} s of it pre-training)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "method": args.method, "dataset": args.dataset, "budget": args.budget, "device": str(device),
+            "threads": args.threads, "generator_parameters": summary["generator_parameters"],
+            "pretrain_s_per_iteration": per_pretrain, "distill_s_per_iteration": per_distill,
+            "overhead_s": overhead, "wall_s": cost.wall_seconds, "peak_memory_bytes": cost.peak_memory_bytes,
+            "peak_memory_kind": cost.peak_memory_kind, "measured": {"pretrain": pretrain["iterations"],
+                                                                    "distill": distill["iterations"]}}, indent=1))
     return 0
 
 

@@ -13,6 +13,12 @@
 #      the reference main_DM.py / main.py at IPC 1 and 10 (issue 7);
 #   4. grids (not run unless named in STAGES): the D2M evidence grid (experiments/d2m-evidence.toml: paper
 #      protocol, 5 networks per set) on CIFAR-10, then on digits (issue 3).
+#   5. fit (not run unless named in STAGES): D2M sized to the card (issue 3): benchmarks/d2m_cost.py measures
+#      the paper preset's pre-training and distillation iteration on FIT_DATASET (default cifar10), then
+#      benchmarks/d2m_fit.py turns FIT_PRETRAIN_S / FIT_DISTILL_S seconds into iteration counts written
+#      into a copy of experiments/d2m-gpu.toml (OUT/d2m-gpu-sized.toml), which runs at IPC 1 and 10, then 50
+#      (FIT_CAL_PRETRAIN / FIT_CAL_DISTILL: iterations measured, default 40 / 20; FIT_RUN_ARGS adds options to
+#      benchmark.run, e.g. "--protocol ci --threads 1" for a dry rehearsal on a CPU).
 # Logs and the results store (records; artifacts too when small enough) are written under OUT.
 set -u
 out=${OUT:?set OUT to a folder for logs and results}
@@ -86,8 +92,23 @@ for part in cifar10:1,10 cifar10:50 digits:1,10,50; do  # CIFAR-10 first: the CP
       --seeds-together "$together" --results "$results" --no-progress --no-report
 done
 
+fit_dataset=${FIT_DATASET:-cifar10}
+if stage fit_cost 120 python3 -m benchmarks.d2m_cost --dataset "$fit_dataset" --budget paper --device "$device" \
+       --threads "${THREADS:-8}" --pretrain-iterations "${FIT_CAL_PRETRAIN:-40}" --iterations "${FIT_CAL_DISTILL:-20}" \
+       --json "$out/d2m_cost.json" &&
+   [ -f "$out/d2m_cost.json" ] &&
+   python3 -m benchmarks.d2m_fit --cost "$out/d2m_cost.json" --grid experiments/d2m-gpu.toml \
+       --pretrain-seconds "${FIT_PRETRAIN_S:-130}" --distill-seconds "${FIT_DISTILL_S:-110}" \
+       --out "$out/d2m-gpu-sized.toml"; then
+  for ipcs in 1,10 50; do
+    # shellcheck disable=SC2086  # FIT_RUN_ARGS is a list of options
+    stage "fit_ipc${ipcs//,/-}" 480 python3 -m benchmark.run --grid "$out/d2m-gpu-sized.toml" --ipc "$ipcs" \
+        --device "$device" --seeds-together "$together" --results "$results" --no-progress ${FIT_RUN_ARGS:-}
+  done
+fi
+
 if [ -d "$results/records" ]; then
-  tar -cJf "$out/records.tar.xz" -C "$results" records failures
+  tar -cJf "$out/records.tar.xz" -C "$results" $(cd "$results" && ls -d records failures 2>/dev/null)
   tar -cJf "$out/artifacts.tar.xz" -C "$results" artifacts
   [ "$(stat -c %s "$out/artifacts.tar.xz")" -lt 15000000 ] || rm -f "$out/artifacts.tar.xz"
 fi

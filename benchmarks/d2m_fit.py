@@ -1,0 +1,111 @@
+"""Size a D2M grid to a time budget: iteration counts from measured per-iteration costs, written as a grid file.
+
+Why: a lent GPU comes for minutes, not hours, and D2M's pre-training and distillation cost per iteration
+is only known once measured on that card. ``benchmarks/d2m_cost.py --json`` measures both loops on the
+card; this script turns the measurement and the seconds granted to each loop into explicit iteration
+counts, written into a copy of a grid file as ``[hparams.<d2m method>]`` overrides. The counts are
+therefore plain hyper-parameters — recorded in every cell's config and hash, reproducible on any machine —
+and the grid's description says it is a reduced budget sized to the named card.
+
+    python -m benchmarks.d2m_cost --dataset cifar10 --budget paper --device cuda --pretrain-iterations 40 \\
+        --iterations 20 --json cost.json
+    python -m benchmarks.d2m_fit --cost cost.json --grid experiments/d2m-gpu.toml --pretrain-seconds 150 \\
+        --distill-seconds 150 --out sized.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.data import dataset_spec
+from benchmark.distiller import get_distiller
+from benchmark.errors import BenchmarkError, invalid_value
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+D2M_METHODS = ("d2m", "d2m-gen", "d2m-em", "d2m-pm", "d2m-scratch")
+DISTILLING = ("d2m", "d2m-em", "d2m-pm", "d2m-scratch")  # methods with a distillation loop
+PRETRAINED = ("d2m", "d2m-gen", "d2m-em", "d2m-pm")  # methods that start from the pre-trained generator
+ROUND_TO = 50  # iteration counts are multiples of this, so sized runs on similar cards share their cells
+
+
+def iterations_within(seconds: float, per_iteration: float, ceiling: int) -> int:
+    """The most whole ``ROUND_TO`` blocks of iterations that fit ``seconds``: at least one, at most ``ceiling``."""
+    if not per_iteration > 0:
+        raise invalid_value("per-iteration cost", per_iteration, "a positive number of seconds")
+    fitting = int(seconds / per_iteration) // ROUND_TO * ROUND_TO
+    return max(ROUND_TO, min(fitting, ceiling))
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise BenchmarkError(f"grid value {value!r}: only strings, numbers, booleans and lists are written")
+
+
+def sized_grid(grid: dict[str, Any], cost: dict[str, Any], pretrain_iterations: int, distill_iterations: int,
+               note: str) -> str:
+    """``grid`` (a parsed grid file without sweeps) as TOML text for the dataset ``cost`` was measured on,
+    with the D2M iteration counts set."""
+    if "sweep" in grid:
+        raise BenchmarkError("the grid must not sweep; size each variant's grid on its own")
+    if cost["dataset"] not in grid.get("datasets", []):
+        datasets = ", ".join(grid.get("datasets", []))
+        raise invalid_value("cost dataset", cost["dataset"], f"one of the grid's ({datasets})")
+    if cost["budget"] != grid.get("budget", "paper"):
+        raise invalid_value("cost budget", cost["budget"], f"the grid's ({grid.get('budget', 'paper')})")
+    hparams = {m: dict(v) for m, v in grid.get("hparams", {}).items()}
+    for method in grid.get("methods", []):
+        if method in PRETRAINED:
+            hparams.setdefault(method, {})["pretrain_iterations"] = pretrain_iterations
+        if method in DISTILLING:
+            hparams.setdefault(method, {})["iterations"] = distill_iterations
+    top = {k: v for k, v in grid.items() if k != "hparams"} | {"datasets": [cost["dataset"]]}
+    top["description"] = f"{top.get('description', 'grid')} [{note}]"
+    lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
+    for method, values in hparams.items():
+        lines += ["", f'[hparams."{method}"]'] + [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cost", type=Path, required=True, help="the JSON of benchmarks/d2m_cost.py --json")
+    parser.add_argument("--grid", type=Path, required=True, help="the grid file to size (no sweeps)")
+    parser.add_argument("--pretrain-seconds", type=float, required=True)
+    parser.add_argument("--distill-seconds", type=float, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        cost = json.loads(args.cost.read_text())
+        grid = tomllib.loads(args.grid.read_text())
+        preset = get_distiller("d2m").resolve_hparams(dataset_spec(cost["dataset"]), None, cost["budget"])
+        pretrain = iterations_within(args.pretrain_seconds, cost["pretrain_s_per_iteration"],
+                                     preset.pretrain_iterations)
+        distill = iterations_within(args.distill_seconds, cost["distill_s_per_iteration"], preset.iterations)
+        note = (f"REDUCED: sized on {cost['device']} to {args.pretrain_seconds:.0f} s of pre-training "
+                f"({pretrain} of {preset.pretrain_iterations} iterations) and {args.distill_seconds:.0f} s of "
+                f"distillation ({distill} of {preset.iterations})")
+        args.out.write_text(sized_grid(grid, cost, pretrain, distill, note))
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError, BenchmarkError) as error:
+        print(f"d2m_fit: {error}", file=sys.stderr)
+        return 2
+    print(f"d2m_fit: {note} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
