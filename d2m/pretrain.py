@@ -93,7 +93,7 @@ def train_gan(train: LabelledImages, spec: DatasetSpec, config: PretrainConfig, 
 
     def real_batch() -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(len(train), (config.batch_size,), generator=streams["batches"]).to(labels_on)
-        return train.images_at(idx), train.labels[idx].to(device)
+        return train.images_at(idx).to(device), train.labels[idx].to(device)  # the split may live on the host
 
     def latent() -> torch.Tensor:
         return torch.randn(config.batch_size, gen_config.latent_dim, generator=streams["latent"]).to(device)
