@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.backends import BACKENDS, backend_and_threads, backend_module
+from benchmark.backends import add_backend_arguments, backend_and_threads
 from benchmark.cells import EvalCell, Plan, expand
 from benchmark.cli import comma_list, command_line, guarded
 from benchmark.data import DataOptions
@@ -171,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboard at the end")
-    for name in BACKENDS:
-        backend_module(name).add_arguments(p)
+    add_backend_arguments(p)
     return p
 
 

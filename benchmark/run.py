@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.backends import BACKENDS, RunSummary, backend_and_threads, backend_module
+from benchmark.backends import BACKENDS, RunSummary, add_backend_arguments, backend_and_threads, backend_module
 from benchmark.cells import Plan, expand
 from benchmark.cli import comma_list, command_line, guarded
 from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
@@ -90,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not regenerate the leaderboard at the end")
     p.add_argument("--shard", help="run only share I of N of the grid (I/N, 0 <= I < N), e.g. one per SLURM array "
                                    "task; a shard runs its distillations, then their evaluations")
-    for name in BACKENDS:
-        backend_module(name).add_arguments(p)
+    add_backend_arguments(p)
     return p
 
 

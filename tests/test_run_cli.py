@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -96,6 +97,20 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, ci_grid, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err and "Traceback" not in err
     assert not results.exists()
+
+
+def test_a_missing_cluster_package_only_stops_the_backend_that_needs_it(tmp_path, ci_grid, monkeypatch, capsys):
+    """A machine without submitit or Ray (a lent GPU box) runs the local backend; choosing slurm says what is
+    missing in one line."""
+    for package in ("submitit", "ray"):
+        monkeypatch.setitem(sys.modules, package, None)  # ``import submitit`` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "benchmark.backends.slurm", raising=False)
+    assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "r")) == 0
+    capsys.readouterr()
+    assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "s"), "--backend", "slurm") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --backend slurm needs the package submitit") and "\n" not in err
+    assert not (tmp_path / "s").exists()
 
 
 def test_corrupt_data_file_and_unwritable_results(tmp_path, ci_grid, capsys):

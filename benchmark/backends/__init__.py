@@ -4,7 +4,8 @@ Every backend calls :func:`benchmark.runner.run_cell` for each cell, wherever it
 are the same whichever backend wrote them. A backend module exposes ``add_arguments(parser)`` (its own
 ``--ray-*``/``--slurm-*`` flags), ``options(args)`` (those flags as a typed config), ``preflight(options)``
 (a one-line error, before anything is written or submitted, when the cluster cannot be reached or cannot
-give what is asked) and ``run(plan, ctx, options) -> RunSummary``; :data:`BACKENDS` names them.
+give what is asked) and ``run(plan, ctx, options) -> RunSummary``; :data:`BACKENDS` names them. The flags and
+options may live in a lighter module (:data:`OPTION_MODULES`), so parsing imports no cluster package.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from benchmark.cli import default_threads
-from benchmark.errors import invalid_value
+from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.runner import CellOutcome
 
 if TYPE_CHECKING:
@@ -25,10 +26,26 @@ if TYPE_CHECKING:
 
 BACKENDS = {"local": "benchmark.backends.local", "ray": "benchmark.backends.raytune",
             "slurm": "benchmark.backends.slurm"}
+# Where each backend's flags live (``add_arguments``, ``options``): modules that import no cluster package, so
+# every command parses on a machine without submitit or Ray as long as it does not choose that backend.
+OPTION_MODULES = {"local": "benchmark.backends.local", "ray": "benchmark.backends.raytune",
+                  "slurm": "benchmark.backends.slurm_resources"}
+NEEDS = {"ray": "ray[tune]", "slurm": "submitit"}  # the package a backend's run module cannot import without
 
 
 def backend_module(name: str) -> ModuleType:
-    return importlib.import_module(BACKENDS[name])
+    """The module that runs ``name``'s cells; a missing cluster package is a one-line error naming it."""
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ModuleNotFoundError as error:
+        raise BenchmarkError(f"--backend {name} needs the package {NEEDS.get(name, error.name)}, which is not "
+                             f"installed here ({error}); pip install {NEEDS.get(name, error.name)}") from None
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every backend's ``--ray-*``/``--slurm-*`` flags, without importing any cluster package."""
+    for name in BACKENDS:
+        importlib.import_module(OPTION_MODULES[name]).add_arguments(parser)
 
 
 def backend_and_threads(args: argparse.Namespace) -> tuple[Any, int]:
@@ -39,7 +56,7 @@ def backend_and_threads(args: argparse.Namespace) -> tuple[Any, int]:
     threads = args.threads if args.threads is not None else default_threads()
     if threads < 1:
         raise invalid_value("--threads", threads, "a positive integer")
-    return backend_module(args.backend).options(args), threads
+    return importlib.import_module(OPTION_MODULES[args.backend]).options(args), threads
 
 
 def pending_or_done(plan: Plan, store: ResultsStore, summary: RunSummary) -> Plan:
