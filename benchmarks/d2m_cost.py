@@ -9,16 +9,18 @@ costs (both loops cost the same every iteration) and printed as such.
     python -m benchmarks.d2m_cost --dataset digits --threads 1
     python -m benchmarks.d2m_cost --dataset mnist --threads 1 --pretrain-iterations 60 --iterations 10
     python -m benchmarks.d2m_cost --dataset cifar10 --budget paper --device cuda --pretrain-iterations 40 \
-        --iterations 20 --json cost.json       # the per-iteration costs benchmarks/d2m_fit.py sizes a run from
+        --iterations 20 --warmup 5 --json cost.json     # the per-iteration costs benchmarks/d2m_fit.py sizes from
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=None, help="cap (partial run, extrapolated)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--json", type=Path, help="also write the measured costs to this file")
+    parser.add_argument("--warmup", type=int, default=0, help="iterations of each loop run first, untimed")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
@@ -47,11 +50,17 @@ def main(argv: list[str] | None = None) -> int:
             if v is not None}
     hparams = distiller.resolve_hparams(data.spec, None, args.budget, caps)
     device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory() as tmp:
+
+    def run_once(hp: Any, folder: str) -> Any:
         task = DistillTask(train=data.train, spec=data.spec, ipc=None, budget=Budget(args.budget), device=device,
-                           seed=0, hparams=hparams, work_dir=Path(tmp) / "work", cache_dir=Path(tmp) / "cache")
-        with measure(device) as cost:
-            artifact = distiller.distill(task)
+                           seed=0, hparams=hp, work_dir=Path(folder) / "work", cache_dir=Path(folder) / "cache")
+        return distiller.distill(task)
+
+    if args.warmup:  # the first steps on a GPU pay for kernel selection and allocator growth: not the loop's rate
+        with tempfile.TemporaryDirectory() as tmp:
+            run_once(dataclasses.replace(hparams, pretrain_iterations=args.warmup, iterations=args.warmup), tmp)
+    with tempfile.TemporaryDirectory() as tmp, measure(device) as cost:
+        artifact = run_once(hparams, tmp)
     summary = artifact.summary()
     pretrain, distill = summary["pretrain"], summary.get("distill", {"seconds": 0.0, "iterations": 0})
     per_pretrain = pretrain["seconds"] / max(pretrain["iterations"], 1)

@@ -94,7 +94,7 @@ done
 
 fit_dataset=${FIT_DATASET:-cifar10}
 if stage fit_cost 120 python3 -m benchmarks.d2m_cost --dataset "$fit_dataset" --budget paper --device "$device" \
-       --threads "${THREADS:-8}" --pretrain-iterations "${FIT_CAL_PRETRAIN:-40}" --iterations "${FIT_CAL_DISTILL:-20}" \
+       --threads "${THREADS:-8}" --pretrain-iterations "${FIT_CAL_PRETRAIN:-40}" --iterations "${FIT_CAL_DISTILL:-20}" --warmup 5 \
        --json "$out/d2m_cost.json" &&
    [ -f "$out/d2m_cost.json" ] &&
    python3 -m benchmarks.d2m_fit --cost "$out/d2m_cost.json" --grid experiments/d2m-gpu.toml \

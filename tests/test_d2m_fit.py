@@ -62,3 +62,19 @@ def test_command_line_writes_the_sized_grid_or_one_line(tmp_path, capsys):
     assert main(["--cost", str(cost), "--grid", str(grid), "--pretrain-seconds", "1", "--distill-seconds", "1",
                  "--out", str(out)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_measured_cost_sizes_a_grid_end_to_end(tmp_path):
+    """d2m_cost's JSON (after an untimed warm-up) is what d2m_fit reads."""
+    from benchmarks.d2m_cost import main as cost_main
+
+    cost, grid, out = tmp_path / "cost.json", tmp_path / "grid.toml", tmp_path / "sized.toml"
+    assert cost_main(["--dataset", "digits", "--budget", "cpu-small", "--pretrain-iterations", "2", "--iterations",
+                      "1", "--warmup", "1", "--json", str(cost)]) == 0
+    measured = json.loads(cost.read_text())
+    assert measured["measured"] == {"pretrain": 2, "distill": 1}  # the warm-up is not counted
+    assert measured["pretrain_s_per_iteration"] > 0 and measured["distill_s_per_iteration"] > 0
+    grid.write_text('budget = "cpu-small"\ndatasets = ["digits"]\nmethods = ["d2m"]\nipc = [1]\n')
+    assert main(["--cost", str(cost), "--grid", str(grid), "--pretrain-seconds", "1e6", "--distill-seconds", "1e6",
+                 "--out", str(out)]) == 0
+    assert load_grid(str(out)).hparams["d2m"] == {"pretrain_iterations": 300, "iterations": 60}  # the preset's
