@@ -20,6 +20,9 @@
 #      (FIT_CAL_PRETRAIN / FIT_CAL_DISTILL: iterations measured, default 40 / 20; FIT_RUN_ARGS adds options to
 #      benchmark.run, e.g. "--protocol ci --threads 1" for a dry rehearsal on a CPU).
 # Logs and the results store (records; artifacts too when small enough) are written under OUT.
+# The workplace's GPU image has torch, pandas, tabulate and matplotlib but not kornia (imported by the
+# evaluator's ZCA module): carry its wheels (kornia, kornia_rs) and install them first, e.g.
+#   pip install --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
 set -u
 out=${OUT:?set OUT to a folder for logs and results}
 reference=${REFERENCE:?set REFERENCE to a VICO-UoE/DatasetCondensation checkout}
