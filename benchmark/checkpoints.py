@@ -43,6 +43,13 @@ def save_checked(obj: Any, path: Path) -> None:
         raise
 
 
+def checked_digest(path: Path) -> str | None:
+    """The sha256 recorded beside a file written by :func:`save_checked` (``None`` without one): what a
+    record cites to say which cache entry it used, since one entry's name survives its recomputation."""
+    sidecar = Path(f"{path}.sha256")
+    return sidecar.read_text().strip() if sidecar.is_file() else None
+
+
 def load_checked(path: Path, map_location: torch.device | str = "cpu", what: str = "cache file") -> Any | None:
     """The object saved by :func:`save_checked`, or ``None`` if absent, unverifiable or corrupt."""
     sidecar = Path(f"{path}.sha256")

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.checkpoints import load_checked, save_checked
+from benchmark.checkpoints import checked_digest, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, first_line, invalid_value
@@ -133,7 +133,8 @@ def pretrained_generator(train: LabelledImages, spec: DatasetSpec, config: Pretr
         net = build_generator(GeneratorConfig.for_spec(spec, config.width), seed=0, device=device)
         net.load_state_dict(cached["state"])
         log(f"d2m: pre-trained generator from cache {path}")
-        return StartingGenerator(net, {**cached["cost"], "source": "cache", "cache_file": path.name})
+        return StartingGenerator(net, {**cached["cost"], "source": "cache", "cache_file": path.name,
+                                       "sha256": checked_digest(path)})
     log(f"d2m: pre-training the generator on {spec.name} for {config.iterations} iterations")
     work_dir = path.with_suffix(".work")
     start = time.perf_counter()
@@ -142,7 +143,8 @@ def pretrained_generator(train: LabelledImages, spec: DatasetSpec, config: Pretr
             "resumed_from": loop["resumed_from"], "last_loss": loop["last_loss"], "config": asdict(config)}
     save_generator(net, path, {"cost": cost})
     shutil.rmtree(work_dir, ignore_errors=True)
-    return StartingGenerator(net, {**cost, "source": "trained", "cache_file": path.name})
+    return StartingGenerator(net, {**cost, "source": "trained", "cache_file": path.name,
+                                   "sha256": checked_digest(path)})
 
 
 def load_generator_weights(path: str, spec: DatasetSpec, width: int, device: torch.device) -> StartingGenerator:

@@ -125,6 +125,8 @@ def test_pretraining_is_cached_and_shared_across_seeds_and_methods(tmp_path, cap
     assert "distill" not in first.summary()  # d2m-gen does not distil
     # a corrupt cache entry is detected by its checksum, said so, and recomputed to the same generator
     cache_file = next((tmp_path / "cache" / "d2m_generators").glob("*.pt"))
+    recorded = Path(f"{cache_file}.sha256").read_text().strip()  # records name the entry they started from
+    assert first.summary()["pretrain"]["sha256"] == second.summary()["pretrain"]["sha256"] == recorded
     cache_file.write_bytes(cache_file.read_bytes()[:-10] + b"corruption")
     third = get_distiller("d2m-em").distill(make_task(tmp_path, "d2m-em", iterations=0))
     assert "fails its checksum; recomputing it" in capsys.readouterr().err
