@@ -209,6 +209,31 @@ def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
             "same configuration and seed): dm digits ipc=10 mlp seed=0.") in text
 
 
+def test_distillations_that_may_start_from_different_generators_are_warned(builder):
+    """A generator cache entry trained twice (or cited with two checksums) is named: rows comparing the
+    methods that started from it may compare two generators."""
+    builder.evaluate(builder.distill("random", 10), 10, [80.0])
+    sources = {"d2m-gen": ("trained", None), "d2m": ("trained", None), "d2m-em": ("cache", "c" * 64)}
+    for method, (source, digest) in sources.items():
+        key = builder.distill(method, None, serves_any=True)
+        builder.evaluate(key, 10, [60.0])
+        record = builder.store.read_record("distill", key)
+        record["result"]["artifact"] = {"pretrain": {"cache_file": "digits-1234.pt", "source": source,
+                                                     "sha256": digest}}
+        builder.store.write_record("distill", key, record)
+    text = leaderboard.write_reports(builder.store.root)
+    assert ("⚠ digits: the pre-trained generator cache entry digits-1234.pt was trained 2 times (1 distinct "
+            "checksum(s) recorded); the 3 distillations of d2m, d2m-em, d2m-gen that start from it may start from "
+            "different generators.") in text
+    for method in sources:  # one training and one checksum: nothing to warn about
+        key = builder.distill(method, None, serves_any=True)
+        record = builder.store.read_record("distill", key)
+        record["result"]["artifact"] = {"pretrain": {"cache_file": "digits-1234.pt", "source": "cache",
+                                                     "sha256": "c" * 64}}
+        builder.store.write_record("distill", key, record)
+    assert "pre-trained generator cache entry" not in leaderboard.write_reports(builder.store.root)
+
+
 def test_image_grid_has_one_row_per_class_denormalised(builder):
     pixels = grid_image(pixel_set(2).synthetic_set.x * 0.25, torch_labels(2), 10)
     tile, pad = 32, 2  # 8 px digits enlarged 4×

@@ -63,9 +63,11 @@ def protocol_descriptions(*frames: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame,
+                 distills: pd.DataFrame) -> list[str]:
     """What a reader must know before trusting a number: missing references, reduced budgets, evaluations
-    of an artifact that has been regenerated since."""
+    of an artifact that has been regenerated since, generator methods that may start from different
+    generators."""
     notes = [f"`random` is missing at {where}: no gain over random there (run the `random` method too)."
              for where in stats.missing_references(summary)]
     whole = set(summary.loc[summary["method"] == stats.UPPER_BOUND, "dataset"])
@@ -82,6 +84,24 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame
                                   for r in earlier.itertuples()}))
         notes.append(f"{len(earlier)} evaluation(s) read an earlier artifact of their distillation, regenerated since "
                      f"(checksums differ; same configuration and seed): {cells}.")
+    return notes + recomputed_generators(distills)
+
+
+def recomputed_generators(distills: pd.DataFrame) -> list[str]:
+    """A warning per pre-trained generator cache entry that was trained more than once, or whose records
+    cite different checksums: the distillations that started from it may start from different generators
+    (GAN training differs with, e.g., the thread count), so their rows do not compare one generator's use."""
+    if distills.empty or "pretrain_file" not in distills:
+        return []
+    notes = []
+    for (dataset, entry), group in distills.dropna(subset=["pretrain_file"]).groupby(["dataset", "pretrain_file"]):
+        trained = int((group["pretrain_source"] == "trained").sum())
+        digests = group["pretrain_sha256"].dropna().nunique()
+        if trained > 1 or digests > 1:
+            methods = ", ".join(sorted(set(group["method"])))
+            notes.append(f"{dataset}: the pre-trained generator cache entry {entry} was trained {trained} times "
+                         f"({digests} distinct checksum(s) recorded); the {len(group)} distillations of {methods} "
+                         f"that start from it may start from different generators.")
     return notes
 
 
@@ -100,7 +120,7 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     report = Report(
         results=results, summary=summary, failures=failures, protocols=protocol_descriptions(frame, nas_rows),
         cross_arch=cross_arch_tables(summary, failures), costs=costs, nas=nas.nas_summary(nas_rows),
-        sensitivity=series, warnings=warnings_for(summary, costs, frame),
+        sensitivity=series, warnings=warnings_for(summary, costs, frame, distills),
         counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),
                 "failures": len(failures)},
         provenance=provenance_frame(store),

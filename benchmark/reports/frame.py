@@ -129,8 +129,16 @@ def distill_row(r: dict) -> dict:
         "peak_memory_bytes": cost.get("peak_memory_bytes"),
         "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
         "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
-        "artifact_sha256": result.get("artifact_sha256"),
+        "artifact_sha256": result.get("artifact_sha256"), **starting_generator(result),
     }
+
+
+def starting_generator(result: dict) -> dict:
+    """Which cached pre-trained generator a generator method started from: the cache entry, whether this run
+    trained it, and its checksum (records from 2026-11-27 on)."""
+    pretrain = (result.get("artifact") or {}).get("pretrain") or {}
+    return {"pretrain_file": pretrain.get("cache_file"), "pretrain_source": pretrain.get("source"),
+            "pretrain_sha256": pretrain.get("sha256")}
 
 
 def distill_frame(store: ResultsStore) -> pd.DataFrame:
