@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import socket
@@ -15,6 +16,7 @@ import torch
 import benchmark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CODE_PACKAGES = ("benchmark", "baselines", "d2m")  # the code a record's numbers depend on
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,6 +32,19 @@ def git_state() -> dict:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest(root: Path = PROJECT_ROOT) -> str:
+    """SHA-256 over the project's Python sources (each file's path and bytes, in path order).
+
+    Why: it pins the code a record came from where git cannot — a dirty checkout, or a copy whose ``.git`` is
+    stale (a lent GPU machine's copy reported the session's first commit) — and any checkout can recompute it
+    to check a record against its own code."""
+    h = hashlib.sha256()
+    for path in sorted(p for package in CODE_PACKAGES for p in (root / package).rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,6 +70,7 @@ def provenance(device: torch.device) -> dict:
     return {
         "package_version": benchmark.__version__,
         "git": git_state(),
+        "code_sha256": code_digest(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,

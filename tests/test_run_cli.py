@@ -8,6 +8,7 @@ import pytest
 
 from baselines.coresets import RandomCoreset
 from benchmark import leaderboard
+from benchmark.provenance import code_digest
 from benchmark.run import main as run_main
 from benchmark.store import ResultsStore
 
@@ -32,6 +33,7 @@ def test_grid_runs_records_reports_and_resumes(tmp_path, ci_grid, capsys):
     assert rec["config"]["protocol"]["name"] == "ci" and len(rec["result"]["accuracies"]) == 1
     assert rec["provenance"]["torch"] and rec["cost"]["wall_seconds"] > 0 and rec["config"]["results_version"]
     assert rec["provenance"]["command"].startswith("python -m benchmark.run --no-progress --device cpu --grid ")
+    assert rec["provenance"]["code_sha256"] == code_digest()  # the code itself, whatever git says
     distills = {r["config"]["method"]: r["result"] for r in
                 (json.loads(p.read_text()) for p in (results / "records" / "distill").glob("*.json"))}
     assert distills["full"]["ipc_independent"] and not distills["random"]["ipc_independent"]
@@ -111,6 +113,19 @@ def test_a_missing_cluster_package_only_stops_the_backend_that_needs_it(tmp_path
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --backend slurm needs the package submitit") and "\n" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_code_digest_follows_the_sources_and_nothing_else(tmp_path):
+    for package in ("benchmark", "baselines", "d2m"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "mod.py").write_text(f"NAME = {package!r}\n")
+    first = code_digest.__wrapped__(tmp_path)
+    (tmp_path / "benchmark" / "notes.md").write_text("not code")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("x = 1\n")
+    assert code_digest.__wrapped__(tmp_path) == first
+    (tmp_path / "d2m" / "mod.py").write_text("NAME = 'changed'\n")
+    assert code_digest.__wrapped__(tmp_path) != first
 
 
 def test_corrupt_data_file_and_unwritable_results(tmp_path, ci_grid, capsys):
