@@ -30,7 +30,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-D2M_METHODS = ("d2m", "d2m-gen", "d2m-em", "d2m-pm", "d2m-scratch")
 DISTILLING = ("d2m", "d2m-em", "d2m-pm", "d2m-scratch")  # methods with a distillation loop
 PRETRAINED = ("d2m", "d2m-gen", "d2m-em", "d2m-pm")  # methods that start from the pre-trained generator
 ROUND_TO = 50  # iteration counts are multiples of this, so sized runs on similar cards share their cells
