@@ -24,14 +24,13 @@ from typing import Any
 from benchmark.data import dataset_spec
 from benchmark.distiller import get_distiller
 from benchmark.errors import BenchmarkError, invalid_value
+from d2m.distill import D2M
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-DISTILLING = ("d2m", "d2m-em", "d2m-pm", "d2m-scratch")  # methods with a distillation loop
-PRETRAINED = ("d2m", "d2m-gen", "d2m-em", "d2m-pm")  # methods that start from the pre-trained generator
 ROUND_TO = 50  # iteration counts are multiples of this, so sized runs on similar cards share their cells
 
 
@@ -41,6 +40,15 @@ def iterations_within(seconds: float, per_iteration: float, ceiling: int) -> int
         raise invalid_value("per-iteration cost", per_iteration, "a positive number of seconds")
     fitting = int(seconds / per_iteration) // ROUND_TO * ROUND_TO
     return max(ROUND_TO, min(fitting, ceiling))
+
+
+def loops_of(method: str) -> tuple[bool, bool]:
+    """Whether ``method`` pre-trains (or reads the cached) generator, and whether it runs a distillation loop:
+    read off the registered D2M class, so a new D2M variant is sized without touching this file."""
+    distiller = get_distiller(method)
+    if not isinstance(distiller, D2M):
+        return False, False
+    return distiller.pretrained, bool(distiller.losses)
 
 
 def toml_value(value: Any) -> str:
@@ -68,9 +76,10 @@ def sized_grid(grid: dict[str, Any], cost: dict[str, Any], pretrain_iterations: 
         raise invalid_value("cost budget", cost["budget"], f"the grid's ({grid.get('budget', 'paper')})")
     hparams = {m: dict(v) for m, v in grid.get("hparams", {}).items()}
     for method in grid.get("methods", []):
-        if method in PRETRAINED:
+        pretrains, distills = loops_of(method)
+        if pretrains:
             hparams.setdefault(method, {})["pretrain_iterations"] = pretrain_iterations
-        if method in DISTILLING:
+        if distills:
             hparams.setdefault(method, {})["iterations"] = distill_iterations
     top = {k: v for k, v in grid.items() if k != "hparams"} | {"datasets": [cost["dataset"]]}
     top["description"] = f"{top.get('description', 'grid')} [{note}]"
