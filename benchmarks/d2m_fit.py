@@ -8,7 +8,7 @@ therefore plain hyper-parameters — recorded in every cell's config and hash, r
 and the grid's description says it is a reduced budget sized to the named card.
 
     python -m benchmarks.d2m_cost --dataset cifar10 --budget paper --device cuda --pretrain-iterations 40 \\
-        --iterations 20 --json cost.json
+        --iterations 20 --warmup 5 --json cost.json
     python -m benchmarks.d2m_fit --cost cost.json --grid experiments/d2m-gpu.toml --pretrain-seconds 150 \\
         --distill-seconds 150 --out sized.toml
 """
@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"({pretrain} of {preset.pretrain_iterations} iterations) and {args.distill_seconds:.0f} s of "
                 f"distillation ({distill} of {preset.iterations})")
         args.out.write_text(sized_grid(grid, cost, pretrain, distill, note))
-    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError, BenchmarkError) as error:
+    except KeyError as error:
+        print(f"d2m_fit: {args.cost} lacks the field {error} (write it with benchmarks/d2m_cost.py --json)",
+              file=sys.stderr)
+        return 2
+    except (OSError, ValueError, tomllib.TOMLDecodeError, BenchmarkError) as error:
         print(f"d2m_fit: {error}", file=sys.stderr)
         return 2
     print(f"d2m_fit: {note} -> {args.out}")
