@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from benchmark.cells import RESULTS_VERSION, expand
@@ -101,3 +103,13 @@ def test_shipped_sensitivity_grids_sweep_the_papers_axes_one_at_a_time():
                            "d2m.batch_real": (32, 64, 128, 256)}
     assert cpu.budget == "cpu-small" and cpu.datasets == ("digits",) and set(cpu.sweep) == set(paper.sweep)
     assert {"random", "full"} <= set(paper.methods) & set(cpu.methods)  # gains over random, fraction of full
+
+
+EXPERIMENT_GRIDS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_GRIDS, ids=lambda p: p.name)
+def test_every_committed_experiment_grid_loads_and_expands(path):
+    """The grids the evidence documents tell readers to run parse, name registered methods and expand."""
+    plan = expand(load_grid(str(path)))
+    assert plan.distill_cells and plan.eval_cells
