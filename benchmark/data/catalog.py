@@ -9,6 +9,7 @@ ImageNet subset class indices follow mtt-distillation ``utils.py::Config`` (also
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -51,6 +52,20 @@ def missing(spec: DatasetSpec, expected: Path | str, how: str) -> BenchmarkError
     return BenchmarkError(f"dataset {spec.name} not found: expected {expected}{shared}; {how}")
 
 
+def native_else_offline(spec: DatasetSpec, options: DataOptions, present: bool, read: Callable[[bool], tuple],
+                        where: Path, expected: Path) -> tuple[LabelledImages, LabelledImages]:
+    """The dataset's native files where present, else its offline ``.npz`` copy beside the project, else
+    (``--download``) the native files fetched by ``read(True)``; otherwise one line naming what is missing."""
+    if present:
+        return in_memory(read(False), spec, str(where))
+    shared = find_shared_npz(spec.name)
+    if shared is not None:
+        return in_memory(read_npz_split(shared), spec, f"{shared} (offline copy)")
+    if options.download:
+        return in_memory(read(True), spec, str(where))
+    raise missing(spec, expected, "pass --download to fetch it with torchvision")
+
+
 # --- digits -----------------------------------------------------------------------------------------
 
 def load_digits(spec: DatasetSpec, options: DataOptions) -> tuple[LabelledImages, LabelledImages]:
@@ -70,15 +85,10 @@ register_dataset(DatasetSpec(
 def mnist_loader(tv_class: str):
     def load(spec: DatasetSpec, options: DataOptions) -> tuple[LabelledImages, LabelledImages]:
         root = Path(options.data_root)
-        if native.mnist_family_files_present(root, tv_class):
-            return in_memory(native.read_mnist_family(root, tv_class, False), spec, str(root / tv_class / "raw"))
-        shared = find_shared_npz(spec.name)
-        if shared is not None:
-            return in_memory(read_npz_split(shared), spec, f"{shared} (offline copy)")
-        if options.download:
-            return in_memory(native.read_mnist_family(root, tv_class, True), spec, str(root / tv_class / "raw"))
-        raise missing(spec, root / tv_class / "raw" / "train-images-idx3-ubyte",
-                      "pass --download to fetch it with torchvision")
+        raw = root / tv_class / "raw"
+        return native_else_offline(spec, options, native.mnist_family_files_present(root, tv_class),
+                                   lambda download: native.read_mnist_family(root, tv_class, download), raw,
+                                   raw / "train-images-idx3-ubyte")
 
     return load
 
@@ -115,15 +125,9 @@ register_dataset(DatasetSpec(
 def cifar_loader(name: str):
     def load(spec: DatasetSpec, options: DataOptions) -> tuple[LabelledImages, LabelledImages]:
         root = Path(options.data_root)
-        folder = native.CIFAR_LAYOUTS[name][0]
-        if native.cifar_files_present(root, name):
-            return in_memory(native.read_cifar(root, name, False), spec, str(root / folder))
-        shared = find_shared_npz(name)
-        if shared is not None:
-            return in_memory(read_npz_split(shared), spec, f"{shared} (offline copy)")
-        if options.download:
-            return in_memory(native.read_cifar(root, name, True), spec, str(root / folder))
-        raise missing(spec, root / folder, "pass --download to fetch it with torchvision")
+        folder = root / native.CIFAR_LAYOUTS[name][0]
+        return native_else_offline(spec, options, native.cifar_files_present(root, name),
+                                   lambda download: native.read_cifar(root, name, download), folder, folder)
 
     return load
 
