@@ -258,19 +258,21 @@ def method_label(row: pd.Series | dict) -> str:
 
 
 def provenance_frame(store: ResultsStore, stages: tuple[str, ...] = ("distill", "eval", "nas")) -> pd.DataFrame:
-    """How the stored numbers were produced: one row per (command, machine, commit) with the number of
-    records and the dates of the first and last one."""
+    """How the stored numbers were produced: one row per (command, machine, commit, code) with the number of
+    records and the dates of the first and last one. *code* is the start of the records' SHA-256 of the
+    project's sources (``provenance.code_digest``; "—" before it was recorded): it tells two dirty runs apart."""
     def row(r: dict) -> dict:
         p = r.get("provenance") or {}
         return {"command": p.get("command") or "(not recorded)", "device": p.get("device") or "?",
-                "host": p.get("hostname") or "?", "commit": commit_of(r) or "?", "torch": p.get("torch") or "?",
-                "finished": r["finished"]}
+                "host": p.get("hostname") or "?", "commit": commit_of(r) or "?",
+                "code": (p.get("code_sha256") or "—")[:12], "torch": p.get("torch") or "?", "finished": r["finished"]}
 
     rows = [x for stage in stages for x in rows_of(store, stage, row)]
-    columns = ["command", "device", "host", "commit", "torch", "records", "first", "last"]
+    keys = ["command", "device", "host", "commit", "code", "torch"]
+    columns = [*keys, "records", "first", "last"]
     if not rows:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows)
-    grouped = frame.groupby(["command", "device", "host", "commit", "torch"], sort=False)["finished"]
+    grouped = frame.groupby(keys, sort=False)["finished"]
     out = grouped.agg(records="size", first="min", last="max").reset_index()
     return out.sort_values("first")[columns].reset_index(drop=True)

@@ -21,7 +21,8 @@ def provenance_sections(report: Report) -> list[str]:
     if report.provenance.empty:
         return []
     return section("How these numbers were produced", (
-        "Every command that wrote records here, on which machine and code version (records keep the rest: "
+        "Every command that wrote records here, on which machine and code version (*code*: the start of a "
+        "SHA-256 of the project's Python sources, which pins a dirty checkout's code too; records keep the rest: "
         "full configuration, library versions, costs)."),
         report.provenance.to_markdown(index=False, disable_numparse=True))
 
