@@ -204,6 +204,11 @@ def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
         record = builder.store.read_record(stage, k)
         record["result"]["artifact_sha256"] = digest
         builder.store.write_record(stage, k, record)
+    older = builder.distill("dc", 10)  # a distillation recorded before checksums, evaluated after: no warning
+    evaluation = builder.evaluate(older, 10, [60.0])
+    record = builder.store.read_record("eval", evaluation)
+    record["result"]["artifact_sha256"] = "c" * 64
+    builder.store.write_record("eval", evaluation, record)
     text = leaderboard.write_reports(builder.store.root)
     assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
             "same configuration and seed): dm digits ipc=10 mlp seed=0.") in text

@@ -157,6 +157,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
         raise KeyError("accuracies")
     d = distills.get(config.get("distill_key"), {})
     read, current = r["result"].get("artifact_sha256"), d.get("artifact_sha256")
+    current = current if isinstance(current, str) else None  # a record from before checksums: NaN in the frame
     return {
         "dataset": config["dataset"], "method": config["method"], "variant": d.get("variant", ""),
         "ipc": config.get("ipc") or 0, "arch": config["arch"], "protocol": config["protocol"]["name"],
