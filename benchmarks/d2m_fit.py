@@ -52,15 +52,15 @@ def loops_of(method: str) -> tuple[bool, bool]:
 
 
 def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise BenchmarkError(f"grid value {value!r}: only strings, numbers, booleans and lists are written")
+    """A grid value as TOML: the JSON literal of a string, number, boolean or (nested) list of them is valid TOML,
+    as ``tests/conftest.py::grid_text`` writes grids too; anything else (null, an object) is refused."""
+    text = json.dumps(value)
+    try:
+        if tomllib.loads(f"v = {text}")["v"] == value:
+            return text
+    except tomllib.TOMLDecodeError:
+        pass
+    raise BenchmarkError(f"grid value {value!r}: only strings, numbers, booleans and lists of them are written")
 
 
 def sized_grid(grid: dict[str, Any], cost: dict[str, Any], pretrain_iterations: int, distill_iterations: int,
