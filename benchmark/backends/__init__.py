@@ -38,14 +38,20 @@ def backend_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(BACKENDS[name])
     except ModuleNotFoundError as error:
-        raise BenchmarkError(f"--backend {name} needs the package {NEEDS.get(name, error.name)}, which is not "
-                             f"installed here ({error}); pip install {NEEDS.get(name, error.name)}") from None
+        package = NEEDS.get(name, error.name)
+        raise BenchmarkError(f"--backend {name} needs the package {package}, which is not installed here "
+                             f"({error}); pip install {package}") from None
+
+
+def options_module(name: str) -> ModuleType:
+    """The module holding ``name``'s flags and options (``add_arguments``, ``options``): no cluster package."""
+    return importlib.import_module(OPTION_MODULES[name])
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """Every backend's ``--ray-*``/``--slurm-*`` flags, without importing any cluster package."""
     for name in BACKENDS:
-        importlib.import_module(OPTION_MODULES[name]).add_arguments(parser)
+        options_module(name).add_arguments(parser)
 
 
 def backend_and_threads(args: argparse.Namespace) -> tuple[Any, int]:
@@ -56,7 +62,7 @@ def backend_and_threads(args: argparse.Namespace) -> tuple[Any, int]:
     threads = args.threads if args.threads is not None else default_threads()
     if threads < 1:
         raise invalid_value("--threads", threads, "a positive integer")
-    return importlib.import_module(OPTION_MODULES[args.backend]).options(args), threads
+    return options_module(args.backend).options(args), threads
 
 
 def pending_or_done(plan: Plan, store: ResultsStore, summary: RunSummary) -> Plan:
