@@ -63,11 +63,12 @@ def test_pool_snapshots_follow_the_reference_schedule_on_a_doubling_grid():
     assert hp.pool == ("convnet", "resnet18_bn", "resnet18_ap") and (hp.gan_epochs, hp.match_epochs) == (150, 100)
 
 
-def test_cpu_small_gives_the_digits_gan_enough_steps_to_leave_chance():
-    """Ten epochs of digits are 110 GAN steps (sets at chance); the digits row of the preset must stay long."""
+def test_cpu_small_gives_the_digits_gan_enough_steps_at_the_reference_lr():
+    """Ten epochs of digits are 110 GAN steps (sets at chance); a 10× lr got there in 1,000 steps by collapsing
+    every class to one image, so the digits row keeps the reference's lr and buys ~5,000 steps instead."""
     spec, train = dataset_spec("digits"), load_dataset("digits").train
     hp = get_distiller("dim").default_hparams(spec, 10, "cpu-small")
-    assert hp.gan_epochs * (len(train) // hp.gan_batch) >= 1000 and hp.gan_lr == 1e-3
+    assert hp.gan_epochs * (len(train) // hp.gan_batch) >= 4500 and hp.gan_lr == 1e-4
     assert get_distiller("dim").default_hparams(dataset_spec("mnist"), 10, "cpu-small").gan_epochs == 10
 
 
