@@ -102,3 +102,31 @@ def test_refuses_what_it_cannot_serve():
     with pytest.raises(BenchmarkError, match="invalid ipc=0"):
         method.check(dataset_spec("digits"), 0)
     assert method.default_hparams(dataset_spec("cifar100"), None, "paper").noise_dim == 190
+
+
+def test_gan_curve_probe_reads_agreement_and_spread_without_moving_the_generator():
+    """The curve that sized the digits GAN: its train-mode probe must not leak batch statistics into the
+    generator it goes on training, and a collapsed class (one image repeated) must read as zero spread."""
+    import importlib.util
+    from pathlib import Path
+
+    from sklearn.svm import SVC
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "dim_gan_curve.py"
+    module_spec = importlib.util.spec_from_file_location("dim_gan_curve", path)
+    curve = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(curve)
+
+    data = load_dataset("digits")
+    x, y = data.train.images_at(torch.arange(200)), data.train.labels[:200]
+    svc = SVC(gamma="scale").fit(x.flatten(1).numpy(), y.numpy())
+    gen = DiMGenerator(1, 8, 10, 100, width=8).train()
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    for train_mode in (True, False):
+        agreement, spread = curve.probe(gen, svc, data.spec, per_class=4, train_mode=train_mode)
+        assert 0 <= agreement <= 1 and spread > 0
+    assert gen.training and all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+    labels = torch.arange(10).repeat_interleave(3)
+    collapsed = x[:10].repeat_interleave(3, dim=0)
+    assert curve.class_spread(collapsed, labels, 10) == 0
+    assert curve.class_spread(x[:30], labels, 10) > 0
