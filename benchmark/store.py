@@ -15,7 +15,8 @@ Artifacts are not committed with the records (their size); a clone that has a di
 not its artifact regenerates it when a later run needs it to evaluate something (:meth:`Plan.pending`), and
 the new record keeps the one it replaces under ``replaces``. A distillation record carries its artifact's
 checksum (:meth:`ResultsStore.artifact_digest`) and every evaluation the checksum of the artifact it read, so
-an evaluation computed from an earlier artifact of a regenerated distillation stays recognisable.
+an evaluation computed from an earlier artifact of a regenerated distillation stays recognisable (one
+written before checksums existed, by finishing before the regeneration).
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run
 leaves either the whole record or nothing. A record's file name is its key: two runs finishing the same

@@ -214,6 +214,30 @@ def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
             "same configuration and seed): dm digits ipc=10 mlp seed=0.") in text
 
 
+def test_an_evaluation_from_before_checksums_of_a_since_regenerated_distillation_is_warned(builder):
+    """A pre-checksum evaluation of a distillation whose artifact was later regenerated (a clone without the
+    artifact) read the replaced artifact; unless the regeneration is known to reproduce it, say so."""
+    builder.evaluate(builder.distill("random", 10), 10, [80.0])
+    regenerated, reproduced = builder.distill("dm", 10), builder.distill("dc", 10)
+    for key in (regenerated, reproduced):
+        old = builder.evaluate(key, 10, [70.0], arch="mlp")
+        stamped = builder.store.read_record("eval", old)
+        builder.store.write_record("eval", old, {**stamped, "finished": "2026-11-26T04:48:22+00:00"})
+        previous = builder.store.read_record("distill", key)
+        previous["result"]["artifact_sha256"] = "a" * 64 if key == reproduced else None
+        record = {**previous, "finished": "2026-11-27T10:09:58+00:00", "replaces": previous}
+        record["result"] = {**previous["result"], "artifact_sha256": "a" * 64}
+        builder.store.write_record("distill", key, record)
+        new = builder.evaluate(key, 10, [71.0], arch="alexnet")  # after the regeneration, with its checksum
+        stamped = builder.store.read_record("eval", new)
+        stamped["result"]["artifact_sha256"], stamped["finished"] = "a" * 64, "2026-11-27T10:20:00+00:00"
+        builder.store.write_record("eval", new, stamped)
+    text = leaderboard.write_reports(builder.store.root)
+    assert ("⚠ 1 evaluation(s) predate a regeneration of their distillation and recorded no checksum, so they may "
+            "have read a different artifact than later evaluations of it: dm digits ipc=10 mlp seed=0.") in text
+    assert "read an earlier artifact" not in text
+
+
 def test_distillations_that_may_start_from_different_generators_are_warned(builder):
     """A generator cache entry trained twice (or cited with two checksums) is named: rows comparing the
     methods that started from it may compare two generators."""

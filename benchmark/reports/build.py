@@ -63,6 +63,15 @@ def protocol_descriptions(*frames: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+ARTIFACT_WARNINGS = {
+    "earlier_artifact": "read an earlier artifact of their distillation, regenerated since (checksums differ; same "
+                        "configuration and seed)",
+    "unknown_artifact": "predate a regeneration of their distillation and recorded no checksum, so they may have "
+                        "read a different artifact than later evaluations of it",
+}
+"""Evaluation-frame flags → what the warning says about the artifact those evaluations trained on."""
+
+
 def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame,
                  distills: pd.DataFrame) -> list[str]:
     """What a reader must know before trusting a number: missing references, reduced budgets, evaluations
@@ -78,12 +87,12 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame
         notes.append(f"REDUCED distillation budget(s) {', '.join(reduced)} in these results: not the papers' budgets.")
     if not costs.empty and not (costs["method"] == serving_cost.REFERENCE).any():
         notes.append(f"`{serving_cost.REFERENCE}` has no distillation here: the cost ratios to it are empty.")
-    if not frame.empty and frame["earlier_artifact"].any():
-        earlier = frame[frame["earlier_artifact"]]
-        cells = ", ".join(sorted({f"{r.method} {r.dataset} ipc={r.ipc} {r.arch} seed={r.seed}"
-                                  for r in earlier.itertuples()}))
-        notes.append(f"{len(earlier)} evaluation(s) read an earlier artifact of their distillation, regenerated since "
-                     f"(checksums differ; same configuration and seed): {cells}.")
+    for column, what in ARTIFACT_WARNINGS.items():
+        if not frame.empty and frame[column].any():
+            rows = frame[frame[column]]
+            cells = ", ".join(sorted({f"{r.method} {r.dataset} ipc={r.ipc} {r.arch} seed={r.seed}"
+                                      for r in rows.itertuples()}))
+            notes.append(f"{len(rows)} evaluation(s) {what}: {cells}.")
     return notes + recomputed_generators(distills)
 
 

@@ -7,6 +7,7 @@ counted), never a crash, so a report renders from whatever has finished.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Callable, Collection
 from typing import Any
@@ -129,8 +130,27 @@ def distill_row(r: dict) -> dict:
         "peak_memory_bytes": cost.get("peak_memory_bytes"),
         "peak_memory_kind": cost.get("peak_memory_kind"), "device": cost.get("device"),
         "device_name": (r.get("provenance") or {}).get("device"), "commit": commit_of(r),
-        "artifact_sha256": result.get("artifact_sha256"), **starting_generator(result),
+        "artifact_sha256": result.get("artifact_sha256"), **starting_generator(result), **regeneration(r),
     }
+
+
+def regeneration(r: dict) -> dict:
+    """When the record was written and, if it regenerated a missing artifact, whether that is known to have
+    reproduced the replaced one (both checksums recorded and equal)."""
+    replaced = r.get("replaces")
+    previous = ((replaced or {}).get("result") or {}).get("artifact_sha256")
+    return {"finished": r.get("finished"), "regenerated": replaced is not None,
+            "reproduced": previous is not None and previous == (r.get("result") or {}).get("artifact_sha256")}
+
+
+def read_unknown_artifact(evaluation: dict, distillation: dict) -> bool:
+    """An evaluation without a checksum, written before its distillation was regenerated (not provably
+    identically): it read the replaced artifact, which may differ from the one the record now describes."""
+    if evaluation["result"].get("artifact_sha256") or not distillation.get("regenerated"):
+        return False
+    before, after = evaluation.get("finished"), distillation.get("finished")
+    return bool(before and after and not distillation.get("reproduced")
+                and dt.datetime.fromisoformat(before) < dt.datetime.fromisoformat(after))
 
 
 def starting_generator(result: dict) -> dict:
@@ -169,6 +189,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
         "serves_any_ipc": d.get("serves_any_ipc"), "sample_seconds": cost.get("sample_seconds"),
         "eval_seconds": cost.get("wall_seconds"), "device": cost.get("device"), "commit": commit_of(r),
         "earlier_artifact": bool(read and current and read != current),  # its distillation was regenerated since
+        "unknown_artifact": read_unknown_artifact(r, d),
     }
 
 
