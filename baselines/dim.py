@@ -109,13 +109,13 @@ CPU_SMALL = {"gan_epochs": 10, "match_epochs": 3, "width": 32, "pool": ("convnet
 # one-network pool. Not the reference's; every value is named and overridable.
 CPU_SMALL_BY_FAMILY = {"digits": {"gan_epochs": 450}}
 # ↑ digits has 1,437 training images, so an epoch is 11 steps and ten epochs (110 steps) leave the generator at
-# chance. Sized by a learning curve that reads only the training split (`experiments/dim-digits-gan.md`:
-# class agreement of 500 samples with an SVC fitted on the training images, and their within-class pixel spread,
-# real 0.437), width 32, one thread, 2026-11-27: at the reference's lr 1e-4 agreement 0.45 / 0.87 / 0.97 / 0.99
-# after 2,000 / 3,000 / 4,000 / 5,000 steps with spread 0.53 / 0.38 / 0.34 / 0.33; at 10× that lr (this row's
-# earlier value) agreement 0.99 after 1,000 steps but the spread fell to 0.12, then 0.05 at 1,500 — mode
-# collapse: every sample of a class the same image, so IPC 10 scored like IPC 1. 450 epochs = 4,950 steps,
-# ≈ 13 min on one thread.
+# chance. Sized by a learning curve that reads only the training split (`experiments/dim_gan_curve.py`, results in
+# `experiments/dim-digits-gan.md`: class agreement of 500 samples with an SVC fitted on the training images, and
+# their within-class pixel spread, real 0.437), width 32, one thread, 2026-11-27: at the reference's lr 1e-4
+# agreement 0.39 / 0.88 / 0.97 / 0.99 after 2,000 / 3,000 / 4,000 / 5,000 steps with spread 0.53 / 0.38 / 0.35 /
+# 0.35; at 10× that lr (this row's earlier value) agreement 0.99 after 1,000 steps but the spread fell to 0.105,
+# then 0.046 at 1,500 — mode collapse: every sample of a class the same image, so IPC 10 scored like IPC 1.
+# 450 epochs = 4,950 steps, ≈ 14 min on one thread beside another job.
 
 
 def to_gan_space(x: Tensor, spec: DatasetSpec) -> Tensor:

@@ -149,8 +149,9 @@ def read_unknown_artifact(evaluation: dict, distillation: dict) -> bool:
     if evaluation["result"].get("artifact_sha256") or not distillation.get("regenerated"):
         return False
     before, after = evaluation.get("finished"), distillation.get("finished")
-    return bool(before and after and not distillation.get("reproduced")
-                and dt.datetime.fromisoformat(before) < dt.datetime.fromisoformat(after))
+    if not (isinstance(before, str) and isinstance(after, str)) or distillation.get("reproduced"):
+        return False  # a record without a time (NaN in the frame) cannot be placed before the regeneration
+    return dt.datetime.fromisoformat(before) < dt.datetime.fromisoformat(after)
 
 
 def starting_generator(result: dict) -> dict:
