@@ -18,6 +18,7 @@ so a gap between the two would show the batch-norm running statistics at fault r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -27,9 +28,10 @@ from sklearn.svm import SVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baselines.dim import DiMHparams, adam, build_gan, epoch_batch, from_gan_space, to_gan_space  # noqa: E402
+from baselines.dim import adam, build_gan, epoch_batch, from_gan_space, to_gan_space  # noqa: E402
 from baselines.dim_gan import DiMGenerator, gan_step  # noqa: E402
 from benchmark.data.registry import load_dataset  # noqa: E402
+from benchmark.distiller import get_distiller  # noqa: E402
 from benchmark.seeding import generator  # noqa: E402
 
 
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     svc = SVC(gamma="scale").fit(real.flatten(1).numpy(), train.labels[fit].cpu().numpy())
     real_spread = class_spread(real, train.labels[fit].cpu(), spec.num_classes)
 
-    hp = DiMHparams(width=args.width, gan_lr=args.lr, gan_seed=args.seed, noise_dim=max(100, spec.num_classes + 90))
+    reference = get_distiller("dim").default_hparams(spec, None, "paper")  # batch, betas, penalty, noise size
+    hp = dataclasses.replace(reference, width=args.width, gan_lr=args.lr, gan_seed=args.seed)
     gen, critic = build_gan(spec, hp, torch.device("cpu"))
     opt_g, opt_d = adam(gen.parameters(), hp.gan_lr, hp), adam(critic.parameters(), hp.gan_lr, hp)
     rng = generator(hp.gan_seed, "dim-gan-noise")

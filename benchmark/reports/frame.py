@@ -143,15 +143,15 @@ def regeneration(r: dict) -> dict:
             "reproduced": previous is not None and previous == (r.get("result") or {}).get("artifact_sha256")}
 
 
-def read_unknown_artifact(evaluation: dict, distillation: dict) -> bool:
-    """An evaluation without a checksum, written before its distillation was regenerated (not provably
-    identically): it read the replaced artifact, which may differ from the one the record now describes."""
-    if evaluation["result"].get("artifact_sha256") or not distillation.get("regenerated"):
+def read_before_regeneration(finished: object, distillation: dict) -> bool:
+    """Written (at ``finished``) before its distillation was regenerated, by a regeneration not known to reproduce
+    the replaced artifact: what it read may differ from the artifact the record now describes."""
+    if not distillation.get("regenerated") or distillation.get("reproduced"):
         return False
-    before, after = evaluation.get("finished"), distillation.get("finished")
-    if not (isinstance(before, str) and isinstance(after, str)) or distillation.get("reproduced"):
+    after = distillation.get("finished")
+    if not (isinstance(finished, str) and isinstance(after, str)):
         return False  # a record without a time (NaN in the frame) cannot be placed before the regeneration
-    return dt.datetime.fromisoformat(before) < dt.datetime.fromisoformat(after)
+    return dt.datetime.fromisoformat(finished) < dt.datetime.fromisoformat(after)
 
 
 def starting_generator(result: dict) -> dict:
@@ -190,7 +190,7 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
         "serves_any_ipc": d.get("serves_any_ipc"), "sample_seconds": cost.get("sample_seconds"),
         "eval_seconds": cost.get("wall_seconds"), "device": cost.get("device"), "commit": commit_of(r),
         "earlier_artifact": bool(read and current and read != current),  # its distillation was regenerated since
-        "unknown_artifact": read_unknown_artifact(r, d),
+        "unknown_artifact": not read and read_before_regeneration(r.get("finished"), d),  # no checksum to compare
     }
 
 
