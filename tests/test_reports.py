@@ -156,6 +156,19 @@ def test_cross_architecture_table_reports_the_drop_from_convnet(builder):
     assert "Cross-architecture generalisation" in markdown.render(report)
 
 
+def test_cross_architecture_rows_with_different_architectures_are_compared_on_the_shared_ones(builder):
+    # random was also run on ResNet-18, which costs it nothing; its all-architecture mean would flatter it
+    runs = {"random": {"convnet": 90.0, "alexnet": 80.0, "resnet18": 90.0}, "dm": {"convnet": 95.0, "alexnet": 89.0}}
+    for method, accuracies in runs.items():
+        key = builder.distill(method, 10)
+        for arch, accuracy in accuracies.items():
+            builder.evaluate(key, 10, [accuracy, accuracy], arch=arch)
+    ((_, table),) = build_report(builder.store.root, draw=False).cross_arch
+    assert list(table.columns) == ["convnet", "alexnet", "resnet18", "mean drop", "mean drop (alexnet)"]
+    assert table.loc["random", "mean drop"] == "5.00" and table.loc["random", "mean drop (alexnet)"] == "10.00"
+    assert table.loc["dm", "mean drop"] == table.loc["dm", "mean drop (alexnet)"] == "6.00"
+
+
 def test_sensitivity_series_hold_the_other_hyper_parameters_at_their_base(builder):
     # a one-at-a-time sweep around T=4, λ=10 (the shared default run once)
     settings = [(4.0, 10.0, 70.0), (1.0, 10.0, 60.0), (8.0, 10.0, 65.0), (4.0, 0.0, 50.0), (4.0, 100.0, 68.0)]

@@ -55,7 +55,8 @@ def cross_arch_sections(report: Report) -> list[str]:
         return []
     lines = section("Cross-architecture generalisation", (
         "Sets distilled with ConvNet, evaluated on other architectures; in brackets the change from ConvNet, "
-        "and the mean drop over the other architectures."))
+        "and the mean drop over the other architectures. Where rows were evaluated on different architectures, the "
+        "last column averages only those every row has: compare rows there."))
     for (dataset, ipc, protocol), table in report.cross_arch:
         lines += [f"### {dataset} ipc={ipc}, protocol `{protocol}`", "", table.to_markdown(disable_numparse=True),
                   ""]

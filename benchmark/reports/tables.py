@@ -7,7 +7,7 @@ so a partial store renders as a partial table instead of silently dropping rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
@@ -92,7 +92,10 @@ def table_positions(summary: pd.DataFrame) -> list[tuple[str, str]]:
 
 def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
     """Per (dataset, IPC, protocol) evaluated on an architecture other than ConvNet: rows method, columns
-    architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others."""
+    architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others. Where rows
+    were evaluated on different sets of architectures their mean drops are not comparable (AlexNet costs
+    every method 5–15 points, ResNet-18 about none), so a second column averages only the architectures
+    every such row has."""
     tables = []
     with_ipc = summary[summary["ipc"] > 0]
     for (dataset, ipc, protocol), part in with_ipc.groupby(["dataset", "ipc", "protocol"]):
@@ -101,22 +104,38 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tup
             continue
         whole = summary[(summary["dataset"] == dataset) & (summary["ipc"] == 0) & (summary["protocol"] == protocol)]
         rows: dict[str, dict[str, str]] = {}
+        row_drops: dict[str, dict[str, float]] = {}
         both = pd.concat([part, whole])
         for label, group in both.assign(label=both.apply(method_label, axis=1)).groupby("label"):
             means = dict(zip(group["arch"], group["mean"], strict=True))
-            cells, drops = {}, []
+            cells, drops = {}, {}
             for _, r in group.iterrows():
                 text = accuracy_cell(r)
                 if r["arch"] != CONVNET and CONVNET in means:
-                    drops.append(means[CONVNET] - r["mean"])
-                    text += f" ({-drops[-1]:+.2f})"
+                    drops[r["arch"]] = means[CONVNET] - r["mean"]
+                    text += f" ({-drops[r['arch']]:+.2f})"
                 cells[r["arch"]] = text
-            cells["mean drop"] = f"{sum(drops) / len(drops):.2f}" if drops else MISSING
-            rows[label] = cells
+            cells["mean drop"] = mean_drop(drops, drops)
+            rows[label], row_drops[label] = cells, drops
+        coverages = [set(drops) for drops in row_drops.values() if drops]
+        shared = sorted(set.intersection(*coverages), key=archs.index) if coverages else []
+        shared_column = f"mean drop ({', '.join(shared)})"
+        if shared and any(coverage != set(shared) for coverage in coverages):
+            for label, drops in row_drops.items():
+                rows[label][shared_column] = mean_drop(drops, shared)
         for _, f in failures[(failures["dataset"] == dataset) & (failures["ipc"].isin([ipc, 0]))
                              & (failures["protocol"] == protocol)].iterrows():
             rows.setdefault(f["method"], {}).setdefault(f["arch"], FAILED)
         table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
-        columns = [a for a in archs if a in table.columns] + ["mean drop"]
+        columns = [a for a in archs if a in table.columns] + [c for c in ("mean drop", shared_column)
+                                                              if c in table.columns]
         tables.append(((dataset, ipc, protocol), table.reindex(columns=columns).fillna(MISSING)))
     return tables
+
+
+def mean_drop(drops: dict[str, float], archs: Iterable[str]) -> str:
+    """The mean of ``drops`` over ``archs``, or MISSING when a row lacks one of them."""
+    values = [drops.get(arch) for arch in archs]
+    if not values or None in values:
+        return MISSING
+    return f"{sum(values) / len(values):.2f}"
