@@ -121,6 +121,7 @@ def test_pretraining_is_cached_and_shared_across_seeds_and_methods(tmp_path, cap
     assert first.summary()["pretrain"]["source"] == "trained"
     assert second.summary()["pretrain"]["source"] == "cache"
     assert second.summary()["pretrain"]["seconds"] == first.summary()["pretrain"]["seconds"]  # cost kept
+    assert second.summary()["pretrain"]["made_on"] == {"device": "cpu", "threads": torch.get_num_threads()}
     assert same(weights(first), weights(second))  # the pre-training seed is fixed, not the distillation seed
     assert "distill" not in first.summary()  # d2m-gen does not distil
     # a corrupt cache entry is detected by its checksum, said so, and recomputed to the same generator
