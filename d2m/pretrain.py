@@ -81,8 +81,10 @@ def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, config: Pret
 
 
 def train_gan(train: LabelledImages, spec: DatasetSpec, config: PretrainConfig, device: torch.device,
-              work_dir: Path, progress: bool = False) -> tuple[Generator, dict[str, Any]]:
-    """Hinge-loss conditional GAN training; returns the generator and the loop's summary."""
+              work_dir: Path, progress: bool = False,
+              after_update: Callable[[int, Generator], None] | None = None) -> tuple[Generator, dict[str, Any]]:
+    """Hinge-loss conditional GAN training; returns the generator and the loop's summary. ``after_update``
+    (iteration, generator) lets a learning-curve probe read the generator between updates."""
     gen_config = GeneratorConfig.for_spec(spec, config.width)
     net_g = build_generator(gen_config, derive_seed(config.seed, "d2m-pretrain-g"), device)
     net_d = build_discriminator(gen_config, derive_seed(config.seed, "d2m-pretrain-d"), device)
@@ -115,6 +117,8 @@ def train_gan(train: LabelledImages, spec: DatasetSpec, config: PretrainConfig, 
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if after_update is not None:
+            after_update(it, net_g)
         return loss_d.item() + loss_g.item()  # a NaN in either stops the loop
 
     state = {"generator": net_g, "discriminator": net_d, "opt_g": opt_g, "opt_d": opt_d, **streams}

@@ -2,12 +2,8 @@
 
 Every ``--every`` steps of :func:`baselines.dim_gan.gan_step` (the reference's AC-WGAN-GP update, seeded and
 batched as :func:`baselines.dim.pretrained_gan` does) it samples ``--per-class`` images per class from fixed
-noise and prints two numbers that need no test data:
-
-* *agreement*: the fraction of samples an RBF SVC fitted on the real training images assigns to the class
-  they were generated for (does the generator draw the class it was asked for?);
-* *spread*: the within-class pixel standard deviation of the samples, averaged over pixels and classes, beside
-  the real training images' (does it draw the class's variety, or one image — mode collapse?).
+noise and prints the two numbers of :mod:`experiments.gan_probe` (agreement with an SVC fitted on the
+training split, and within-class spread), which need no test data.
 
 Both are printed with the generator in eval mode (as `synthesize` runs it) and in train mode (batch statistics),
 so a gap between the two would show the batch-norm running statistics at fault rather than the weights.
@@ -24,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from sklearn.svm import SVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,14 +28,10 @@ from baselines.dim_gan import DiMGenerator, gan_step  # noqa: E402
 from benchmark.data.registry import load_dataset  # noqa: E402
 from benchmark.distiller import get_distiller  # noqa: E402
 from benchmark.seeding import generator  # noqa: E402
+from experiments.gan_probe import GanProbe  # noqa: E402
 
 
-def class_spread(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Mean over classes of the mean per-pixel standard deviation within the class."""
-    return float(torch.stack([x[labels == c].flatten(1).std(0).mean() for c in range(num_classes)]).mean())
-
-
-def probe(gen: DiMGenerator, svc: SVC, spec, per_class: int, train_mode: bool) -> tuple[float, float]:
+def probe(gen: DiMGenerator, reader: GanProbe, spec, per_class: int, train_mode: bool) -> tuple[float, float]:
     """(agreement, spread) of ``per_class`` samples per class from fixed noise, without changing the generator."""
     state = {k: v.clone() for k, v in gen.state_dict().items()}  # train-mode BN would move the running stats
     was_training = gen.training
@@ -50,8 +41,7 @@ def probe(gen: DiMGenerator, svc: SVC, spec, per_class: int, train_mode: bool) -
         x = from_gan_space(gen(gen.noise(labels, generator(0, "dim-gan-curve-probe"))), spec).cpu()
     gen.load_state_dict(state)
     gen.train(was_training)
-    agreement = float((torch.as_tensor(svc.predict(x.flatten(1).numpy())) == labels).float().mean())
-    return agreement, class_spread(x, labels, spec.num_classes)
+    return reader.read(x, labels)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,10 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
     data = load_dataset(args.dataset)
     train, spec = data.train, data.spec
-    fit = torch.randperm(len(train), generator=generator(args.seed, "dim-gan-curve-fit"))[: args.fit_limit]
-    real = train.images_at(fit).cpu()
-    svc = SVC(gamma="scale").fit(real.flatten(1).numpy(), train.labels[fit].cpu().numpy())
-    real_spread = class_spread(real, train.labels[fit].cpu(), spec.num_classes)
+    reader = GanProbe.fit(train, spec.num_classes, args.fit_limit, args.seed)
 
     reference = get_distiller("dim").default_hparams(spec, None, "paper")  # batch, betas, penalty, noise size
     hp = dataclasses.replace(reference, width=args.width, gan_lr=args.lr, gan_seed=args.seed)
@@ -81,14 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     opt_g, opt_d = adam(gen.parameters(), hp.gan_lr, hp), adam(critic.parameters(), hp.gan_lr, hp)
     rng = generator(hp.gan_seed, "dim-gan-noise")
     print(f"{args.dataset}: lr {args.lr}, width {args.width}, batch {hp.gan_batch}, "
-          f"{len(train) // hp.gan_batch} steps per epoch; real within-class spread {real_spread:.3f}")
+          f"{len(train) // hp.gan_batch} steps per epoch; real within-class spread {reader.real_spread:.3f}")
     print("| step | seconds | agreement (eval) | spread (eval) | agreement (train) | spread (train) |")
     print("|---|---|---|---|---|---|")
     start = time.perf_counter()
     for step in range(args.steps + 1):
         if step % args.every == 0 or step == args.steps:
-            a_eval, s_eval = probe(gen, svc, spec, args.per_class, train_mode=False)
-            a_train, s_train = probe(gen, svc, spec, args.per_class, train_mode=True)
+            a_eval, s_eval = probe(gen, reader, spec, args.per_class, train_mode=False)
+            a_train, s_train = probe(gen, reader, spec, args.per_class, train_mode=True)
             print(f"| {step} | {time.perf_counter() - start:.0f} | {a_eval:.3f} | {s_eval:.3f} | {a_train:.3f} | "
                   f"{s_train:.3f} |", flush=True)
         if step == args.steps:

@@ -217,3 +217,29 @@ def test_a_grid_distils_once_per_seed_and_evaluates_every_ipc(tmp_path, ci_grid)
     assert result["serves_any_ipc"] and result["storage_bytes"] > 0
     assert result["artifact"]["pretrain"]["iterations"] == 3 and result["artifact"]["distill"]["iterations"] == 3
     assert all(e["result"]["train_images"] == 10 * e["config"]["ipc"] for e in evals)
+
+
+def test_pretraining_curve_reads_the_generator_between_updates_without_changing_it(tmp_path, capsys):
+    """``experiments/d2m_gan_curve.py`` sizes the pre-training from samples read after updates: reading them
+    (eval mode, the artifact's own sampling streams) must leave the GAN's training exactly as it was."""
+    import importlib.util
+
+    from d2m.pretrain import PretrainConfig, train_gan
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "d2m_gan_curve.py"
+    module_spec = importlib.util.spec_from_file_location("d2m_gan_curve", path)
+    curve = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(curve)
+    data = load_dataset("digits")
+    config = PretrainConfig(width=2, iterations=4, batch_size=8, lr_generator=2e-3, lr_discriminator=2e-3,
+                            d_steps=1, seed=0, checkpoint_every=2)
+    reader = curve.GanProbe.fit(data.train, 10, limit=200, seed=0)
+    readings = []
+    probed, _ = train_gan(data.train, data.spec, config, torch.device("cpu"), tmp_path / "a",
+                          after_update=lambda it, net: readings.append((it, *curve.sample_reading(net, reader, 3))))
+    plain, _ = train_gan(data.train, data.spec, config, torch.device("cpu"), tmp_path / "b")
+    assert [r[0] for r in readings] == [0, 1, 2, 3] and all(0 <= a <= 1 and s > 0 for _, a, s in readings)
+    assert all(torch.equal(a, b) for a, b in zip(probed.state_dict().values(), plain.state_dict().values(), strict=True))
+    curve.main(["--iterations", "4", "--every", "2", "--per-class", "3", "--fit-limit", "200", "--width", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 2", "| 4"]

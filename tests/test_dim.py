@@ -110,23 +110,21 @@ def test_gan_curve_probe_reads_agreement_and_spread_without_moving_the_generator
     import importlib.util
     from pathlib import Path
 
-    from sklearn.svm import SVC
-
     path = Path(__file__).resolve().parents[1] / "experiments" / "dim_gan_curve.py"
     module_spec = importlib.util.spec_from_file_location("dim_gan_curve", path)
     curve = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(curve)
+    module_spec.loader.exec_module(curve)  # puts the project root on sys.path, as running the script does
+    GanProbe = curve.GanProbe
 
     data = load_dataset("digits")
-    x, y = data.train.images_at(torch.arange(200)), data.train.labels[:200]
-    svc = SVC(gamma="scale").fit(x.flatten(1).numpy(), y.numpy())
+    reader = GanProbe.fit(data.train, 10, limit=200, seed=0)
     gen = DiMGenerator(1, 8, 10, 100, width=8).train()
     before = {k: v.clone() for k, v in gen.state_dict().items()}
     for train_mode in (True, False):
-        agreement, spread = curve.probe(gen, svc, data.spec, per_class=4, train_mode=train_mode)
+        agreement, spread = curve.probe(gen, reader, data.spec, per_class=4, train_mode=train_mode)
         assert 0 <= agreement <= 1 and spread > 0
     assert gen.training and all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+    x, y = data.train.images_at(torch.arange(200)), data.train.labels[:200]
     labels = torch.arange(10).repeat_interleave(3)
-    collapsed = x[:10].repeat_interleave(3, dim=0)
-    assert curve.class_spread(collapsed, labels, 10) == 0
-    assert curve.class_spread(x[:30], labels, 10) > 0
+    assert reader.read(x[:10].repeat_interleave(3, dim=0), labels)[1] == 0  # collapsed: one image per class
+    assert reader.read(x, y)[0] > 0.9 and reader.read(x, (y + 1) % 10)[0] < 0.1  # real images, right and wrong

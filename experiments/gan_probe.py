@@ -1,0 +1,46 @@
+"""Two numbers that say whether a conditional GAN draws each class, and its variety, read on the training split.
+
+* *agreement*: the fraction of samples an RBF SVC fitted on real training images assigns to the class they
+  were generated for (does the generator draw the class it was asked for?);
+* *spread*: the within-class pixel standard deviation of the samples, averaged over pixels and classes, beside
+  the real images' (one image per class — mode collapse — reads as zero).
+
+No test data is touched, so a GAN budget chosen with them is not tuned on the test set. Used by
+``dim_gan_curve.py`` and ``d2m_gan_curve.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sklearn.svm import SVC
+
+from benchmark.data.images import LabelledImages
+from benchmark.seeding import generator
+
+
+def class_spread(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Mean over classes of the mean per-pixel standard deviation within the class."""
+    return float(torch.stack([x[labels == c].flatten(1).std(0).mean() for c in range(num_classes)]).mean())
+
+
+@dataclass
+class GanProbe:
+    svc: SVC
+    num_classes: int
+    real_spread: float
+
+    @classmethod
+    def fit(cls, train: LabelledImages, num_classes: int, limit: int, seed: int) -> GanProbe:
+        """An SVC on ``limit`` training images drawn with ``seed``, and those images' spread."""
+        fit = torch.randperm(len(train), generator=generator(seed, "gan-probe-fit"))[:limit]
+        real, labels = train.images_at(fit).cpu(), train.labels[fit].cpu()
+        svc = SVC(gamma="scale").fit(real.flatten(1).numpy(), labels.numpy())
+        return cls(svc, num_classes, class_spread(real, labels, num_classes))
+
+    def read(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """(agreement, spread) of generated images ``x`` drawn for ``labels`` (in the dataset's normalisation)."""
+        x, labels = x.detach().cpu(), labels.cpu()
+        agreement = float((torch.as_tensor(self.svc.predict(x.flatten(1).numpy())) == labels).float().mean())
+        return agreement, class_spread(x, labels, self.num_classes)
