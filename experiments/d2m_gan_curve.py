@@ -25,12 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.data.registry import load_dataset  # noqa: E402
 from benchmark.distiller import get_distiller  # noqa: E402
 from d2m.artifact import GeneratorArtifact  # noqa: E402
 from d2m.generator import Generator  # noqa: E402
 from d2m.pretrain import train_gan  # noqa: E402
-from experiments.gan_probe import GanProbe  # noqa: E402
+from experiments.gan_probe import GanProbe, add_curve_arguments, curve_setup  # noqa: E402
 
 
 def sample_reading(net: Generator, reader: GanProbe, per_class: int) -> tuple[float, float]:
@@ -41,23 +40,15 @@ def sample_reading(net: Generator, reader: GanProbe, per_class: int) -> tuple[fl
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="digits")
+    add_curve_arguments(parser, every=250)
     parser.add_argument("--budget", default="cpu-small", help="the preset whose pre-training is the base")
     parser.add_argument("--iterations", type=int, help="generator updates (default: the preset's)")
     parser.add_argument("--lr", type=float, help="generator and discriminator Adam lr (default: the preset's)")
     parser.add_argument("--width", type=int, help="generator width (default: the preset's)")
     parser.add_argument("--batch", type=int, help="pre-training batch (default: the preset's)")
     parser.add_argument("--d-steps", type=int, help="D updates per G update (default: the preset's)")
-    parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--per-class", type=int, default=50, help="samples per class at each probe")
-    parser.add_argument("--fit-limit", type=int, default=5000, help="training images the SVC is fitted on")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    data = load_dataset(args.dataset)
-    train, spec = data.train, data.spec
-    reader = GanProbe.fit(train, spec.num_classes, args.fit_limit, seed=0)
+    train, spec, reader = curve_setup(args)
     preset = get_distiller("d2m").default_hparams(spec, None, args.budget)
     overrides = {"pretrain_iterations": args.iterations, "pretrain_lr_generator": args.lr,
                  "pretrain_lr_discriminator": args.lr, "generator_width": args.width,

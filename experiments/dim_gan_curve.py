@@ -25,10 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines.dim import adam, build_gan, epoch_batch, from_gan_space, to_gan_space  # noqa: E402
 from baselines.dim_gan import DiMGenerator, gan_step  # noqa: E402
-from benchmark.data.registry import load_dataset  # noqa: E402
 from benchmark.distiller import get_distiller  # noqa: E402
 from benchmark.seeding import generator  # noqa: E402
-from experiments.gan_probe import GanProbe  # noqa: E402
+from experiments.gan_probe import GanProbe, add_curve_arguments, curve_setup  # noqa: E402
 
 
 def probe(gen: DiMGenerator, reader: GanProbe, spec, per_class: int, train_mode: bool) -> tuple[float, float]:
@@ -46,21 +45,13 @@ def probe(gen: DiMGenerator, reader: GanProbe, spec, per_class: int, train_mode:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="digits")
+    add_curve_arguments(parser, every=500)
     parser.add_argument("--lr", type=float, default=1e-4, help="GAN Adam lr (the reference's 1e-4)")
     parser.add_argument("--width", type=int, default=32, help="generator and critic channels")
     parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--every", type=int, default=500)
-    parser.add_argument("--per-class", type=int, default=50, help="samples per class at each probe")
-    parser.add_argument("--fit-limit", type=int, default=5000, help="training images the SVC is fitted on")
     parser.add_argument("--seed", type=int, default=0, help="the GAN's gan_seed")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    data = load_dataset(args.dataset)
-    train, spec = data.train, data.spec
-    reader = GanProbe.fit(train, spec.num_classes, args.fit_limit, args.seed)
+    train, spec, reader = curve_setup(args, stream="dim-gan-curve-fit")  # the draw of dim-digits-gan.md's table
 
     reference = get_distiller("dim").default_hparams(spec, None, "paper")  # batch, betas, penalty, noise size
     hp = dataclasses.replace(reference, width=args.width, gan_lr=args.lr, gan_seed=args.seed)

@@ -11,12 +11,15 @@ No test data is touched, so a GAN budget chosen with them is not tuned on the te
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import torch
 from sklearn.svm import SVC
 
 from benchmark.data.images import LabelledImages
+from benchmark.data.registry import load_dataset
+from benchmark.data.spec import DatasetSpec
 from benchmark.seeding import generator
 
 
@@ -32,9 +35,10 @@ class GanProbe:
     real_spread: float
 
     @classmethod
-    def fit(cls, train: LabelledImages, num_classes: int, limit: int, seed: int) -> GanProbe:
-        """An SVC on ``limit`` training images drawn with ``seed``, and those images' spread."""
-        fit = torch.randperm(len(train), generator=generator(seed, "gan-probe-fit"))[:limit]
+    def fit(cls, train: LabelledImages, num_classes: int, limit: int, seed: int,
+            stream: str = "gan-probe-fit") -> GanProbe:
+        """An SVC on ``limit`` training images drawn with ``seed`` from ``stream``, and those images' spread."""
+        fit = torch.randperm(len(train), generator=generator(seed, stream))[:limit]
         real, labels = train.images_at(fit).cpu(), train.labels[fit].cpu()
         svc = SVC(gamma="scale").fit(real.flatten(1).numpy(), labels.numpy())
         return cls(svc, num_classes, class_spread(real, labels, num_classes))
@@ -44,3 +48,22 @@ class GanProbe:
         x, labels = x.detach().cpu(), labels.cpu()
         agreement = float((torch.as_tensor(self.svc.predict(x.flatten(1).numpy())) == labels).float().mean())
         return agreement, class_spread(x, labels, self.num_classes)
+
+
+def add_curve_arguments(parser: argparse.ArgumentParser, every: int) -> None:
+    """The options every learning-curve script shares: data, probe size and cadence, threads."""
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--every", type=int, default=every, help="updates between probes")
+    parser.add_argument("--per-class", type=int, default=50, help="samples per class at each probe")
+    parser.add_argument("--fit-limit", type=int, default=5000, help="training images the SVC is fitted on")
+    parser.add_argument("--probe-seed", type=int, default=0, help="which training images the SVC is fitted on")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def curve_setup(args: argparse.Namespace,
+                stream: str = "gan-probe-fit") -> tuple[LabelledImages, DatasetSpec, GanProbe]:
+    """Threads set, the training split loaded and the probe fitted on it, as ``add_curve_arguments`` asked."""
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    probe = GanProbe.fit(data.train, data.spec.num_classes, args.fit_limit, args.probe_seed, stream)
+    return data.train, data.spec, probe
