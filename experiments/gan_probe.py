@@ -30,6 +30,8 @@ def class_spread(x: torch.Tensor, labels: torch.Tensor, num_classes: int) -> flo
 
 @dataclass
 class GanProbe:
+    """A classifier of the real classes and the real images' spread, fitted once, read at every probe."""
+
     svc: SVC
     num_classes: int
     real_spread: float
