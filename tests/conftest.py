@@ -18,6 +18,22 @@ def _isolated_dataset_cache():
     clear_dataset_cache()
 
 
+@pytest.fixture
+def load_experiment():
+    """``load_experiment("d2m_gan_curve")`` → the module of ``experiments/d2m_gan_curve.py``, loaded as running the
+    script does (it puts the project root on sys.path): ``experiments/`` is not an installed package."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _threads():
     torch.set_num_threads(1)  # tiny tensors: one thread is as fast, and immune to a busy machine

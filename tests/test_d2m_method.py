@@ -219,17 +219,13 @@ def test_a_grid_distils_once_per_seed_and_evaluates_every_ipc(tmp_path, ci_grid)
     assert all(e["result"]["train_images"] == 10 * e["config"]["ipc"] for e in evals)
 
 
-def test_pretraining_curve_reads_the_generator_between_updates_without_changing_it(tmp_path, capsys):
+def test_pretraining_curve_reads_the_generator_between_updates_without_changing_it(tmp_path, capsys,
+                                                                                   load_experiment):
     """``experiments/d2m_gan_curve.py`` sizes the pre-training from samples read after updates: reading them
     (eval mode, the artifact's own sampling streams) must leave the GAN's training exactly as it was."""
-    import importlib.util
-
     from d2m.pretrain import PretrainConfig, train_gan
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "d2m_gan_curve.py"
-    module_spec = importlib.util.spec_from_file_location("d2m_gan_curve", path)
-    curve = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(curve)
+    curve = load_experiment("d2m_gan_curve")
     data = load_dataset("digits")
     config = PretrainConfig(width=2, iterations=4, batch_size=8, lr_generator=2e-3, lr_discriminator=2e-3,
                             d_steps=1, seed=0, checkpoint_every=2)

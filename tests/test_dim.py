@@ -104,16 +104,10 @@ def test_refuses_what_it_cannot_serve():
     assert method.default_hparams(dataset_spec("cifar100"), None, "paper").noise_dim == 190
 
 
-def test_gan_curve_probe_reads_agreement_and_spread_without_moving_the_generator():
+def test_gan_curve_probe_reads_agreement_and_spread_without_moving_the_generator(load_experiment):
     """The curve that sized the digits GAN: its train-mode probe must not leak batch statistics into the
     generator it goes on training, and a collapsed class (one image repeated) must read as zero spread."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / "dim_gan_curve.py"
-    module_spec = importlib.util.spec_from_file_location("dim_gan_curve", path)
-    curve = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(curve)  # puts the project root on sys.path, as running the script does
+    curve = load_experiment("dim_gan_curve")
     GanProbe = curve.GanProbe
 
     data = load_dataset("digits")
