@@ -26,13 +26,14 @@ class StoreBuilder:
     def distill(self, method: str, ipc: int | None, seed: int = 0, dataset: str = "digits", seconds: float = 1.0,
                 storage: int = 1000, serves_any: bool = False, hparams: dict | None = None,
                 peak: int = 2**20, budget: str = "cpu-small", artifact: PixelArtifact | None = None,
-                ipc_independent: bool = False) -> str:
+                ipc_independent: bool = False, artifact_info: dict | None = None) -> str:
         config = {"stage": "distill", "dataset": dataset, "method": method, "ipc": ipc, "budget": budget,
                   "seed": seed, "hparams": hparams or {}}
         key = config_key(config)
         self.store.write_record("distill", key, {
             "key": key, "stage": "distill", "status": "ok", "config": config,
-            "result": {"serves_any_ipc": serves_any, "ipc_independent": ipc_independent, "storage_bytes": storage},
+            "result": {"serves_any_ipc": serves_any, "ipc_independent": ipc_independent, "storage_bytes": storage,
+                       "artifact": artifact_info or {}},
             "cost": {"wall_seconds": seconds, "peak_memory_bytes": peak, "device": "cpu"}, "provenance": PROVENANCE})
         if artifact is not None:
             self.store.save_artifact(key, artifact)

@@ -140,7 +140,34 @@ def test_serving_cost_pixel_methods_sum_generators_sample(builder):
     assert (dm["total_seconds"], dm["storage_bytes"], dm["missing"]) == (7.0, 11_000, "50")
     text = markdown.render(build_report(builder.store.root, draw=False))
     dc_row = next(line for line in text.splitlines() if line.startswith("| digits    | dc "))
-    assert re.search(r"\| pixels +\| cpu-small +\| cpu \(test, 1 threads\) +\| 3 +\| 2.42 min", dc_row)
+    assert re.search(r"\| pixels +\| cpu-small +\| cpu \(test, 1 threads\) +\| 3 +\| — +\| 2.42 min", dc_row)
+
+
+def test_serving_cost_counts_a_cached_one_time_stage_once_at_full_cost_whoever_paid_it(builder):
+    gan = {"cache_file": "digits-x.pt", "seconds": 100.0}
+    builder.distill("d2m", None, seconds=130.0, serves_any=True,  # this run pre-trained the GAN: 30 s its own
+                    artifact_info={"pretrain": {**gan, "source": "trained"}})
+    builder.distill("d2m-gen", None, seconds=0.5, serves_any=True,  # the same generator, read from the cache
+                    artifact_info={"pretrain": {**gan, "source": "cache"}})
+    builder.distill("d2m-scratch", None, seconds=20.0, serves_any=True,
+                    artifact_info={"pretrain": {"source": "random init", "seconds": 0.0}})
+    for ipc, wall, now in ((1, 80.0, 50.0), (10, 40.0, 0.0)):  # MTT: IPC 1 built the expert buffer
+        builder.distill("mtt", ipc, seconds=wall, artifact_info={"buffer": {"build_seconds_total": 50.0,
+                                                                            "build_seconds_now": now}})
+    builder.distill("dim", None, seconds=10.0, serves_any=True, artifact_info={  # cached GAN and model pool
+        "gan": {"seconds": 200.0, "built_now": False},
+        "pool": {"convnet": {"build_seconds_total": 20.0, "build_seconds_now": 0.0}}})
+    builder.distill("dm", 1, seconds=3.0)  # no stage
+    distills = distill_frame(builder.store)
+    costs = serving_costs(distills, records_frame(builder.store, distills)).set_index("method")
+    expected = {"d2m": (100.0, 30.0), "d2m-gen": (100.0, 0.5), "d2m-scratch": (0.0, 20.0), "mtt": (50.0, 70.0),
+                "dim": (220.0, 10.0), "dm": (0.0, 3.0)}
+    for method, (stage, own) in expected.items():
+        row = costs.loc[method]
+        assert (row["stage_seconds"], row["distill_seconds"], row["total_seconds"]) == (stage, own, stage + own), method
+    assert costs.loc["d2m-gen", "time_vs_ref"] == pytest.approx(100.5 / 130.0)
+    table = markdown.cost_table(costs.reset_index()).set_index("method")
+    assert table.loc["d2m", "one-time stage"] == "100 s" and table.loc["dm", "one-time stage"] == MISSING
 
 
 def test_cross_architecture_table_reports_the_drop_from_convnet(builder):

@@ -68,7 +68,9 @@ def cost_table(costs: pd.DataFrame) -> pd.DataFrame:
         "dataset": costs["dataset"],
         "method": [f"{m} [{v}]" if v else m for m, v in zip(costs["method"], costs["variant"], strict=True)],
         "kind": costs["kind"], "budget": costs["budget"], "device": costs["device"],
-        "distillations": costs["distillations"], "distill time": costs["distill_seconds"].map(units.seconds),
+        "distillations": costs["distillations"],
+        "one-time stage": costs["stage_seconds"].map(lambda v: units.seconds(v or None)),
+        "distill time": costs["distill_seconds"].map(units.seconds),
         "sampling time": costs["sample_seconds"].map(units.seconds),
         "total time": costs["total_seconds"].map(units.seconds),
         "peak memory": costs["peak_memory_bytes"].map(units.size), "storage": costs["storage_bytes"].map(units.size),
@@ -85,7 +87,9 @@ def cost_sections(report: Report) -> list[str]:
     return section(f"Cost of serving IPC {ipcs}", (
         f"Pixel methods distil once per IPC and keep every set; generator methods distil once, keep their "
         f"parameters and sample each IPC. Time and storage are summed over IPC {ipcs} (mean over seeds); "
-        "an IPC without records is listed as missing and left out of the sums."),
+        "an IPC without records is listed as missing and left out of the sums. The one-time stage (D2M's GAN "
+        "pre-training, MTT's expert buffer, DiM's GAN and model pool) is counted once at its full cost, whether "
+        "a run built it or read it from the cache; distill time is each distillation's own time without it."),
         cost_table(report.costs).to_markdown(index=False, disable_numparse=True))
 
 

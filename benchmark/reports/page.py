@@ -169,7 +169,8 @@ def sections(report: Report) -> list[tuple[str, str, str]]:
     if not report.costs.empty:
         ipcs = ", ".join(map(str, serving_cost.SERVING_IPCS))
         out.append(("costs", f"Cost of serving IPC {ipcs}", "<p>Pixel methods: one distillation per IPC, every set "
-                    "kept; generators: one distillation, parameters kept, one sampling per IPC.</p>"
+                    "kept; generators: one distillation, parameters kept, one sampling per IPC. A one-time stage (GAN "
+                    "pre-training, expert buffer) counts once at its full cost, cached or not.</p>"
                     + formatted_rows(cost_table(report.costs), lambda r: {"dataset": r["dataset"]}, "cost-table")))
     if not report.nas.empty:
         out.append(("nas", "Architecture search on distilled sets", formatted_rows(
