@@ -106,8 +106,9 @@ def results_columns(report: Report) -> list[Column]:
         Column("Welch p", fmt("p_value", "{:.3g}"), lambda r: r["p_value"]),
         Column("of full", lambda r: "—" if number(r["of_full"]) is None else f"{100 * r['of_full']:.1f}%",
                lambda r: r["of_full"]),
-        Column("budget", lambda r: r["budget"]), Column("distill time", lambda r: units.seconds(r["distill_seconds"]),
-                                                        lambda r: r["distill_seconds"]),
+        Column("budget", lambda r: r["budget"]),
+        Column("distill time", lambda r: units.seconds(r["distill_seconds"]), lambda r: r["distill_seconds"],
+               hover=lambda r: "from scratch: the distillation plus any one-time stage it reused from a cache"),
         Column("storage", lambda r: units.size(r["storage_bytes"]), lambda r: r["storage_bytes"]),
         Column("commit", lambda r: r["commits"] or "—"),
     ]
