@@ -28,19 +28,17 @@ def cached_builds(artifact: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def stage_seconds(artifact: dict[str, Any]) -> tuple[float, float]:
     """(full cost of the one-time stages in seconds, the part of it that this run paid and its wall time holds)."""
-    total = paid = 0.0
+    stages: list[tuple[float, float]] = []  # (full, paid now) per stage
     pretrain = artifact.get("pretrain") or {}
     if pretrain.get("source") in PRETRAINED_SOURCES:
-        total += float(pretrain.get("seconds") or 0.0)
-        paid += float(pretrain.get("seconds") or 0.0) if pretrain["source"] == "trained" else 0.0
+        seconds = float(pretrain.get("seconds") or 0.0)
+        stages.append((seconds, seconds if pretrain["source"] == "trained" else 0.0))
     gan = artifact.get("gan") or {}
     if isinstance(gan, dict) and gan.get("seconds") is not None:
-        total += float(gan["seconds"])
-        paid += float(gan["seconds"]) if gan.get("built_now") else 0.0
-    for build in cached_builds(artifact):
-        total += float(build.get("build_seconds_total") or 0.0)
-        paid += float(build.get("build_seconds_now") or 0.0)
-    return total, paid
+        stages.append((float(gan["seconds"]), float(gan["seconds"]) if gan.get("built_now") else 0.0))
+    stages += [(float(b.get("build_seconds_total") or 0.0), float(b.get("build_seconds_now") or 0.0))
+               for b in cached_builds(artifact)]
+    return sum(full for full, _ in stages), sum(paid for _, paid in stages)
 
 
 def split_wall_time(result: dict[str, Any], wall_seconds: float | None) -> dict[str, float | None]:
