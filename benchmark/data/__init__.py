@@ -1,6 +1,7 @@
 """Datasets: specs, loaders for each dataset's native format, and the per-class view methods use."""
 
 from benchmark.data import catalog as _catalog  # noqa: F401  (registers every built-in dataset)
+from benchmark.data import validation as _validation  # noqa: F401  (registers val:NAME)
 from benchmark.data.images import InMemoryImages, LabelledImages
 from benchmark.data.registry import (
     DataOptions,
