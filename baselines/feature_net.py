@@ -11,15 +11,13 @@ re-embedding MNIST costs minutes per cell on a CPU thread).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.checkpoints import load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.models import build_model
@@ -34,10 +32,8 @@ _kept_embeddings: dict[Path, list[Tensor]] = {}
 
 
 def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, epochs: int, seed: int) -> Path:
-    key = json.dumps({"spec": spec.summary(), "n": train_size, "epochs": epochs, "seed": seed, "arch": FEATURE_ARCH},
-                     sort_keys=True)
-    safe_name = spec.name.replace(":", "_").replace("/", "_")
-    return cache_dir / "feature_nets" / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    return cache_entry(cache_dir, "feature_nets", spec,
+                       {"n": train_size, "epochs": epochs, "seed": seed, "arch": FEATURE_ARCH})
 
 
 def train_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int, device: torch.device,

@@ -8,6 +8,7 @@ crashing a grid or, worse, being used.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -16,6 +17,8 @@ from typing import Any
 
 import torch
 
+from benchmark.data.spec import DatasetSpec
+
 
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
@@ -23,6 +26,15 @@ def _digest(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def cache_entry(cache_dir: Path, kind: str, spec: DatasetSpec, fields: dict[str, Any], suffix: str = ".pt") -> Path:
+    """Where a cache entry of ``kind`` computed on ``spec``'s data lives: the dataset's name made file-safe (it may
+    be ``npz:/path/x.npz`` or ``val:mnist``) and the first 16 hex digits of the SHA-256 of everything that
+    determines the entry (the spec's summary and ``fields``, as sorted JSON)."""
+    key = json.dumps({"spec": spec.summary(), **fields}, sort_keys=True)
+    safe_name = spec.name.replace(":", "_").replace("/", "_")
+    return cache_dir / kind / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}{suffix}"
 
 
 def save_checked(obj: Any, path: Path) -> None:

@@ -17,8 +17,6 @@ stage's full cost even when it only reused it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import diffaug, dsa
-from benchmark.checkpoints import load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.models import build_model
@@ -127,10 +125,7 @@ def train_trajectory(train: LabelledImages, recipe: TrainingRecipe, seed: int, d
 
 def trajectory_dir(cache_dir: Path, train: LabelledImages, recipe: TrainingRecipe, kind: str) -> Path:
     """Where the trajectories of (dataset, recipe) live: one folder, one checksummed file per index."""
-    key = json.dumps({"spec": train.spec.summary(), "n": len(train), "recipe": dataclasses.asdict(recipe)},
-                     sort_keys=True)
-    safe_name = train.spec.name.replace(":", "_").replace("/", "_")
-    return cache_dir / kind / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return cache_entry(cache_dir, kind, train.spec, {"n": len(train), "recipe": dataclasses.asdict(recipe)}, suffix="")
 
 
 def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: int, cache_dir: Path,

@@ -15,8 +15,6 @@ keyed by the dataset and ``eps``, so distillation and evaluation cells share one
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import torch
 from kornia.enhance import linear_transform, zca_mean
 from torch import Tensor
 
-from benchmark.checkpoints import load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, invalid_value
@@ -67,10 +65,7 @@ def fit_zca(images: Tensor, spec: DatasetSpec, eps: float) -> ZCA:
 
 
 def _cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, eps: float) -> Path:
-    key = json.dumps({"spec": spec.summary(), "n": train_size, "eps": eps, "fit": "kornia-zca-unbiased-raw01"},
-                     sort_keys=True)
-    safe_name = spec.name.replace(":", "_").replace("/", "_")
-    return cache_dir / "zca" / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    return cache_entry(cache_dir, "zca", spec, {"n": train_size, "eps": eps, "fit": "kornia-zca-unbiased-raw01"})
 
 
 def check_zca(spec: DatasetSpec, eps: float) -> None:

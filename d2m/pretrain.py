@@ -22,8 +22,6 @@ checkpoints use other layer names and a hierarchical latent and would need a con
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.checkpoints import checked_digest, load_checked, save_checked
+from benchmark.checkpoints import cache_entry, checked_digest, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, first_line, invalid_value
@@ -74,10 +72,8 @@ def save_generator(net: Generator, path: Path, extra: dict | None = None) -> Non
 
 
 def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, config: PretrainConfig) -> Path:
-    key = json.dumps({"spec": spec.summary(), "n": train_size, "config": asdict(config), "version": PRETRAIN_VERSION},
-                     sort_keys=True)
-    safe_name = spec.name.replace(":", "_").replace("/", "_")
-    return cache_dir / "d2m_generators" / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    return cache_entry(cache_dir, "d2m_generators", spec,
+                       {"n": train_size, "config": asdict(config), "version": PRETRAIN_VERSION})
 
 
 def train_gan(train: LabelledImages, spec: DatasetSpec, config: PretrainConfig, device: torch.device,
