@@ -53,8 +53,15 @@ def test_partial_store_marks_missing_and_failed_cells_and_lists_failures(builder
     assert rows["random"] == ["31.00 ± 1.00", "82.00 ± 2.00"]
     assert rows["herding"] == [MISSING, FAILED] and rows["kcenter"] == [FAILED, MISSING]
     assert "## Failed cells" in text and "- eval herding digits ipc=10: RuntimeError: simulated" in text
-    assert "`full` is missing for digits" in text
+    assert "`full` is missing for digits" in text and "VALIDATION" not in text
     assert "<td>eval herding digits ipc=10</td>" in (builder.store.root / "index.html").read_text()
+
+
+def test_a_validation_split_is_labelled_as_such(builder):
+    builder.evaluate(builder.distill("random", 1, dataset="val:digits"), 1, [70.0])
+    text = leaderboard.write_reports(builder.store.root)
+    assert "> ⚠ val:digits: VALIDATION split(s), a part of the training split held out" in text
+    assert "val:digits ipc=1" in text
 
 
 def test_records_unlike_todays_presets_are_named_by_what_differs_between_them_but_not_by_ipc(builder):

@@ -21,6 +21,7 @@ from benchmark.data.registry import DataOptions, DatasetEntry, dataset_entry, re
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, invalid_value
 
+PREFIX = "val"
 DEFAULT_FRACTION = 0.2
 SPLIT_SEED = 0
 
@@ -101,4 +102,8 @@ def resolve_validation(arg: str) -> DatasetEntry:
     return DatasetEntry(spec, load)
 
 
-register_dynamic_source("val", resolve_validation)
+def is_validation(dataset: str) -> bool:
+    return dataset.startswith(PREFIX + ":")
+
+
+register_dynamic_source(PREFIX, resolve_validation)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.data import DataOptions
+from benchmark.data.validation import is_validation
 from benchmark.reports import nas, plots, sensitivity, serving_cost, stats
 from benchmark.reports.frame import (
     accuracies_by_key,
@@ -74,7 +75,8 @@ ARTIFACT_WARNINGS = {
 
 def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame,
                  distills: pd.DataFrame) -> list[str]:
-    """What a reader must know before trusting a number: missing references, reduced budgets, evaluations
+    """What a reader must know before trusting a number: missing references, reduced budgets, validation
+    splits, evaluations
     of an artifact that has been regenerated since, generator methods that may start from different
     generators."""
     notes = [f"`random` is missing at {where}: no gain over random there (run the `random` method too)."
@@ -85,6 +87,10 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame
     reduced = sorted({b for b in ",".join(summary["budget"].dropna()).split(",") if b and b != PAPER_BUDGET})
     if reduced:
         notes.append(f"REDUCED distillation budget(s) {', '.join(reduced)} in these results: not the papers' budgets.")
+    held_out = sorted(d for d in set(summary["dataset"]) if is_validation(d))
+    if held_out:
+        notes.append(f"{', '.join(held_out)}: VALIDATION split(s), a part of the training split held out as the test "
+                     "split, for choosing hyper-parameters; not test accuracies.")
     if not costs.empty and not (costs["method"] == serving_cost.REFERENCE).any():
         notes.append(f"`{serving_cost.REFERENCE}` has no distillation here: the cost ratios to it are empty.")
     for column, what in ARTIFACT_WARNINGS.items():
