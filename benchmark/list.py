@@ -23,7 +23,9 @@ def section_lines(section: str, pattern: str) -> list[str]:
             shape = "x".join(map(str, s.shape))
             out.append(f"  {name:<16} {shape:<10} {s.num_classes:>4} classes  {s.description}")
         return out + ["  npz:PATH         your .npz (x_train, y_train, x_test, y_test)",
-                      "  folder:PATH      your ImageFolder tree (PATH/train/<class>/*, PATH/test/<class>/*)"]
+                      "  folder:PATH      your ImageFolder tree (PATH/train/<class>/*, PATH/test/<class>/*)",
+                      "  val:NAME[@F]     NAME with a stratified F (0.2) of its training split held out as the test "
+                      "split, for tuning"]
     if section == "methods":
         return [f"  {name:<14} {'any IPC' if cls.serves_any_ipc else 'per IPC':<8} {cls.description()}"
                 for name, cls in DISTILLERS.items(pattern)]
