@@ -42,8 +42,8 @@ def parse(arg: str) -> tuple[str, float]:
 
 def held_out_counts(class_sizes: list[int], fraction: float) -> list[int]:
     """Validation images per class: ``round(fraction · total)`` in all, spread over the classes in proportion
-    to their size by largest remainder (sklearn's stratified split does the same). With a fraction of at
-    most a half only a class of one image can lose all of it: refused."""
+    to their size by largest remainder (ties to the lower class index). With a fraction of at most a half
+    only a class of one image can lose all of it: refused."""
     total = round(fraction * sum(class_sizes))
     exact = [fraction * n for n in class_sizes]
     counts = [math.floor(e) for e in exact]
