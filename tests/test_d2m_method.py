@@ -135,6 +135,15 @@ def test_pretraining_is_cached_and_shared_across_seeds_and_methods(tmp_path, cap
     assert same(weights(first), weights(third))
 
 
+def test_task_balance_zero_is_the_embedding_only_ablation(tmp_path):
+    """λ = 0 in a sweep and the ``d2m-em`` ablation train the same generator: the prediction term draws no
+    randomness, so dropping it or weighting it by zero leaves every draw and every update alike."""
+    em = get_distiller("d2m-em").distill(make_task(tmp_path, "d2m-em", work="em"))
+    zero = get_distiller("d2m").distill(make_task(tmp_path, "d2m", task_balance=0.0, work="zero"))
+    full = get_distiller("d2m").distill(make_task(tmp_path, "d2m", work="full"))
+    assert same(weights(em), weights(zero)) and not same(weights(em), weights(full))
+
+
 def test_scratch_starts_from_a_random_generator_per_seed(tmp_path):
     a = get_distiller("d2m-scratch").distill(make_task(tmp_path, "d2m-scratch", iterations=0, work="a"))
     b = get_distiller("d2m-scratch").distill(make_task(tmp_path, "d2m-scratch", seed=1, iterations=0, work="b"))
