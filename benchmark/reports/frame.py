@@ -260,11 +260,13 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, list[float]]:
-    """Every evaluation network's accuracy per summary key (what the significance tests compare)."""
+def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, list[list[float]]]:
+    """Per summary key, the evaluation networks' accuracies of each distillation seed (what the significance
+    tests compare, by seed or by network: :func:`benchmark.reports.stats.comparison_units`)."""
     if frame.empty:
         return {}
-    return {key: [a for accs in group["accuracies"] for a in accs] for key, group in frame.groupby(KEYS)}
+    return {key: [[a for accs in by_seed["accuracies"] for a in accs] for _, by_seed in group.groupby("seed")]
+            for key, group in frame.groupby(KEYS)}
 
 
 def failure_frame(store: ResultsStore) -> pd.DataFrame:

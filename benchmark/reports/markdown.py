@@ -39,7 +39,9 @@ def accuracy_sections(report: Report) -> list[str]:
 def gain_sections(report: Report) -> list[str]:
     lines = section("Improvement over random", (
         "Gain in accuracy points over the `random` coreset at the same dataset, IPC, architecture and protocol, "
-        "[95% bootstrap interval of the difference of means], Welch t-test p-value (unit: one evaluation network); "
+        "[95% bootstrap interval of the difference of means], Welch t-test p-value — their unit a distillation "
+        "seed (the mean of its networks; marked '(per seed)') where both cells have two or more seeds, else one "
+        "evaluation network; "
         "then the accuracy as a fraction of `full` (the whole training set) there."))
     for arch, protocol in table_positions(report.summary):
         for title, cell in (("gain over random", gain_cell), ("fraction of full", of_full_cell)):

@@ -103,7 +103,9 @@ def results_columns(report: Report) -> list[Column]:
                lambda r: r["gain"]),
         Column("95% interval", lambda r: "—" if number(r["gain_low"]) is None
                else f"[{r['gain_low']:+.2f}, {r['gain_high']:+.2f}]", lambda r: r["gain_low"]),
-        Column("Welch p", fmt("p_value", "{:.3g}"), lambda r: r["p_value"]),
+        Column("Welch p", fmt("p_value", "{:.3g}"), lambda r: r["p_value"],
+               hover=lambda r: {"seed": "unit: a distillation seed (its networks' mean)",
+                                "network": "unit: one evaluation network"}.get(r["test_unit"], "")),
         Column("of full", lambda r: "—" if number(r["of_full"]) is None else f"{100 * r['of_full']:.1f}%",
                lambda r: r["of_full"]),
         Column("budget", lambda r: r["budget"]),

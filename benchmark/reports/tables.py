@@ -67,7 +67,8 @@ def accuracy_cell(row: pd.Series) -> str:
 
 
 def gain_cell(row: pd.Series) -> str:
-    """``+3.21 [+1.10, +5.02] p=0.004``: gain in points, its bootstrap interval and Welch p-value."""
+    """``+3.21 [+1.10, +5.02] p=0.004``: gain in points, its bootstrap interval and Welch p-value, followed by
+    ``(per seed)`` where the test's unit was the distillation seed."""
     if row["method"] == "random":
         return "(reference)"
     if pd.isna(row["gain"]):
@@ -77,6 +78,8 @@ def gain_cell(row: pd.Series) -> str:
         text += f" [{row['gain_low']:+.2f}, {row['gain_high']:+.2f}]"
     if not pd.isna(row["p_value"]):
         text += f" p={row['p_value']:.3g}"
+    if row["test_unit"] == "seed" and not pd.isna(row["gain_low"]):
+        text += " (per seed)"
     return text
 
 
