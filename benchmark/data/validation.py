@@ -71,6 +71,7 @@ def split_indices(images: LabelledImages, fraction: float) -> tuple[torch.Tensor
 
 
 def validation_spec(name: str, parent: DatasetSpec, fraction: float) -> DatasetSpec:
+    """NAME's spec with the split's sizes (exact: :func:`held_out_counts` holds out ``round(fraction · n)``)."""
     held = round(fraction * parent.train_size) if parent.train_size is not None else None
     smallest = parent.min_class_size
     return dataclasses.replace(

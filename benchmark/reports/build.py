@@ -76,9 +76,8 @@ ARTIFACT_WARNINGS = {
 def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame,
                  distills: pd.DataFrame) -> list[str]:
     """What a reader must know before trusting a number: missing references, reduced budgets, validation
-    splits, evaluations
-    of an artifact that has been regenerated since, generator methods that may start from different
-    generators."""
+    splits, evaluations of an artifact that has been regenerated since, generator methods that may start from
+    different generators."""
     notes = [f"`random` is missing at {where}: no gain over random there (run the `random` method too)."
              for where in stats.missing_references(summary)]
     whole = set(summary.loc[summary["method"] == stats.UPPER_BOUND, "dataset"])

@@ -5,7 +5,7 @@ protocol (the DC paper's floor, Table 1) and with the ``full`` training set ther
 The unit of the tests is a distillation seed (the mean of its set's networks) where both cells hold two or
 more seeds, else one evaluation network. Networks trained on one set share that set's luck: pooling them over
 seeds as if independent overstates significance (on digits, d2m over random at IPC 1 read p = 2e-4 over 25
-networks and p = 0.05 over 5 seeds); and within one seed, the networks' spread is training noise only.
+networks and p = 0.14 over their 5 seeds); and within one seed, the networks' spread is training noise only.
 
 * Welch's unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``): the two cells need not
   share a variance (a distilled set is often steadier than a random one).
@@ -100,7 +100,7 @@ def with_comparisons(summary: pd.DataFrame, accuracies: dict[tuple, list[list[fl
         gain = low = high = p = unit = None
         if random_row is not None and row["method"] != REFERENCE:
             mine, theirs, unit = comparison_units(accuracies.get(tuple(row[KEYS]), []),
-                                            accuracies.get(tuple(random_row[KEYS]), []))
+                                                  accuracies.get(tuple(random_row[KEYS]), []))
             gain = row["mean"] - random_row["mean"]
             interval = bootstrap_interval(mine, theirs)
             low, high = interval if interval else (None, None)
