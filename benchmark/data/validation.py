@@ -36,15 +36,21 @@ def parse(arg: str) -> tuple[str, float]:
     except ValueError:
         fraction = math.nan
     if not 0.0 < fraction <= 0.5:
-        raise invalid_value(f"validation fraction of val:{arg}", text, "a number in (0, 0.5], e.g. val:mnist@0.1")
+        raise invalid_value(f"validation fraction of {PREFIX}:{arg}", text,
+                            f"a number in (0, 0.5], e.g. {PREFIX}:mnist@0.1")
     return name, fraction
+
+
+def held_out_total(size: int, fraction: float) -> int:
+    """How many of ``size`` training images a split holds out; the spec's sizes and the split share it."""
+    return round(fraction * size)
 
 
 def held_out_counts(class_sizes: list[int], fraction: float) -> list[int]:
     """Validation images per class: ``round(fraction · total)`` in all, spread over the classes in proportion
     to their size by largest remainder (ties to the lower class index). With a fraction of at most a half
     only a class of one image can lose all of it: refused."""
-    total = round(fraction * sum(class_sizes))
+    total = held_out_total(sum(class_sizes), fraction)
     exact = [fraction * n for n in class_sizes]
     counts = [math.floor(e) for e in exact]
     by_remainder = sorted(range(len(exact)), key=lambda c: (counts[c] - exact[c], c))
@@ -71,8 +77,8 @@ def split_indices(images: LabelledImages, fraction: float) -> tuple[torch.Tensor
 
 
 def validation_spec(name: str, parent: DatasetSpec, fraction: float) -> DatasetSpec:
-    """NAME's spec with the split's sizes (exact: :func:`held_out_counts` holds out ``round(fraction · n)``)."""
-    held = round(fraction * parent.train_size) if parent.train_size is not None else None
+    """NAME's spec with the split's sizes (exact: :func:`held_out_counts` holds out :func:`held_out_total`)."""
+    held = held_out_total(parent.train_size, fraction) if parent.train_size is not None else None
     smallest = parent.min_class_size
     return dataclasses.replace(
         parent, name=name, test_size=held,
@@ -84,17 +90,18 @@ def validation_spec(name: str, parent: DatasetSpec, fraction: float) -> DatasetS
 
 
 def resolve_validation(arg: str) -> DatasetEntry:
+    full_name = f"{PREFIX}:{arg}"
     name, fraction = parse(arg)
     parent = dataset_entry(name)
     if parent.spec.streaming:
-        raise BenchmarkError(f"dataset val:{arg}: {name} streams from files; a validation split needs a dataset "
+        raise BenchmarkError(f"dataset {full_name}: {name} streams from files; a validation split needs a dataset "
                              "held in memory")
-    spec = validation_spec(f"val:{arg}", parent.spec, fraction)
+    spec = validation_spec(full_name, parent.spec, fraction)
 
     def load(spec: DatasetSpec, options: DataOptions) -> tuple[LabelledImages, LabelledImages]:
         train, _ = parent.loader(parent.spec, options)
         if not isinstance(train, InMemoryImages):
-            raise BenchmarkError(f"dataset val:{arg}: {name} is not held in memory")
+            raise BenchmarkError(f"dataset {full_name}: {name} is not held in memory")
         keep, held = split_indices(train, fraction)
         source = f"{train.source} (training split less a held-out {fraction:g}, seed {SPLIT_SEED})"
         return (InMemoryImages(train.pixels[keep], train.labels[keep], spec, source),
