@@ -13,9 +13,10 @@ All classes are embedded together (real and synthetic separately) instead of the
 classes. For networks whose images do not interact within a batch (the default instance-norm ConvNet)
 this is the same computation; for batch-norm networks it *is* the reference's ``ConvNetBN`` branch, which
 embeds all classes in one forward. Both forwards run through
-:class:`benchmark.fast_embedding.FastEmbedder`: the real one (most of an iteration) in chunks, so that
-100–200 classes fit in memory, channels-last on a CPU, and both compiled once per run where the ``compile``
-option asks for it; all equal to the plain forward up to float rounding. The logged loss is the reference's
+:class:`benchmark.fast_embedding.FastEmbedder`: the real one (most of an iteration) in chunks sized to the
+device (cache-sized on a CPU, so that 100–200 classes also fit in memory), channels-last on a CPU, and both
+compiled once per run where the ``compile`` option asks for it; all equal to the plain forward up to float
+rounding. The logged loss is the reference's
 ``loss_avg`` (the loss divided by the number of classes).
 """
 
