@@ -18,6 +18,7 @@ beats vmap ensembling) and as one stacked, vmapped ensemble on CUDA (:mod:`bench
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import dsa, strategy_for
+from benchmark.blocking import pieces
 from benchmark.cuda_graphs import graphs_on
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import TrainingSet
 from benchmark.ensemble import train_together, trains_together
 from benchmark.errors import BenchmarkError
+from benchmark.matching import has_batchnorm
 from benchmark.models import build_model
 from benchmark.protocol import EvalProtocol
 from benchmark.seeding import derive_seed, generator
@@ -94,6 +97,7 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
     optimizer = protocol.optimizer(net.parameters())
     loss_fn = soft_cross_entropy if training_set.soft_labels else F.cross_entropy
     bf16 = protocol.precision == "bf16"
+    mixes = has_batchnorm(net)  # a batch-norm network's batch cannot be split
     net.train()
     total, count = torch.zeros((), device=rng.device), 0
     for epoch in range(epochs):
@@ -101,12 +105,10 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
         total, count = torch.zeros((), device=rng.device), 0  # summed on the device: no sync per step
         for x, y in training_set.batches(protocol.batch_size, rng):
             x = dsa(x, strategy, rng)
-            with torch.autocast(rng.device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = loss_fn(net(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = backward_in_pieces(net, loss_fn, x, y, not mixes, bf16)
             optimizer.step()
-            total += loss.detach().float() * len(x)
+            total += loss * len(x)
             count += len(x)
     last_loss = float(total) / max(count, 1)
     if last_loss != last_loss:
@@ -114,15 +116,32 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
     return last_loss
 
 
+def backward_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
+                       split: bool, bf16: bool) -> Tensor:
+    """Backpropagate the batch's mean loss, in cache-sized pieces where ``split`` (:mod:`benchmark.blocking`),
+    each piece's mean weighted by its share of the batch so that the gradient is the whole batch's up to float
+    rounding; a piece's activations are then still in cache for its backward. Returns the batch's mean loss,
+    detached."""
+    total = torch.zeros((), device=x.device)
+    for xs, ys in pieces(x, y, "train") if split else [(x, y)]:
+        share = len(xs) / len(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(net(xs), ys)
+        (loss * share).backward()
+        total += loss.detach().float() * share
+    return total
+
+
 @torch.inference_mode()
 def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int, precision: str = "fp32") -> float:
     """Top-1 accuracy in % over the whole test split."""
     net.eval()
     correct, total = torch.zeros((), dtype=torch.long, device=test.device), 0
-    for x, y in test.batches(batch_size):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            correct += (net(x).argmax(dim=1) == y).sum()
-        total += len(y)
+    for batch in test.batches(batch_size):
+        for x, y in pieces(*batch, "forward"):  # eval mode: every image alone, so pieces change nothing
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                correct += (net(x).argmax(dim=1) == y).sum()
+            total += len(y)
     return 100.0 * int(correct) / max(total, 1)
 
 

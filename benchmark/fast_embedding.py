@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from benchmark.blocking import CPU_CHUNK_PIXELS
 from benchmark.errors import BenchmarkError, first_line, invalid_value
 from benchmark.matching import has_batchnorm
 
@@ -45,14 +46,12 @@ per class) would spend more compiling than they save."""
 Forward = Callable[[dict[str, Tensor], Tensor], Tensor]
 """The template's forward: (weights by parameter name, images) → embeddings."""
 
-REAL_CHUNK_PIXELS = {"cpu": 32 * 32 * 32, "accelerator": 2560 * 32 * 32}
-"""Largest no-grad forward, in input pixels. On a GPU all 10 classes × 256 CIFAR images at once. On a CPU 32
-CIFAR-sized images (41 MNIST ones), so that a 128-channel activation of the chunk (16 MiB in fp32) stays in
-the last-level cache between the fused norm/ReLU/pool kernels and the next convolution: on the project's
-CPU (1 thread, 2,560 real images, interleaved, `benchmarks/RESULTS.md`) the compiled forward took 3.8–4.3
-CPU s in 8–40-image chunks against 4.9–5.7 s in 334-image ones on MNIST, and 4.2–4.5 against 5.6–5.9 s
-(256) on CIFAR-10; the eager one 5.6–6.2 against 8.2–8.7 s on MNIST. The result is the same either way for
-networks without batch norm."""
+REAL_CHUNK_PIXELS = {"cpu": CPU_CHUNK_PIXELS["forward"], "accelerator": 2560 * 32 * 32}
+"""Largest no-grad forward, in input pixels. On a GPU all 10 classes × 256 CIFAR images at once; on a CPU a
+cache-sized piece (:mod:`benchmark.blocking`): the compiled forward of 2,560 real images took 3.8–4.3 CPU s in
+8–40-image chunks against 4.9–5.7 s in the one-class (334-image) chunks used before, on MNIST, and 4.2–4.5 against
+5.6–5.9 s on CIFAR-10 (`benchmarks/RESULTS.md`). The result is the same either way for networks without batch
+norm."""
 
 
 def cpp_compiler() -> str | None:

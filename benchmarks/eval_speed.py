@@ -7,12 +7,15 @@ set, side by side in one process, interleaved seed by seed:
 * **ours** — :func:`benchmark.evaluate.evaluate` (fp32, and bf16 autocast with ``--precisions fp32,bf16``
   unless a first probe shows a bf16 step over 1.5x slower than an fp32 one: on CPUs without native bf16
   units autocast emulates it and is many times slower, which the probe prints);
+* **whole** (on a CPU) — ours with the cache-sized pieces of :mod:`benchmark.blocking` switched off: every
+  minibatch and test batch in one forward, as before those pieces;
 * **together** (``--together``; by default on CUDA only) — the same K networks trained as one stacked,
   vmapped ensemble (:mod:`benchmark.ensemble`), at each precision kept;
 * **graphs** (``--cuda-graphs``; by default on CUDA only) — that ensemble with its steps replayed as CUDA
   graphs (:mod:`benchmark.cuda_graphs`);
 * **floor** — the same network's forward + backward + SGD step on batches of the same sizes, with no data
-  shuffling, no augmentation and no loss bookkeeping: what the arithmetic alone costs;
+  shuffling, no augmentation and no loss bookkeeping, each batch in one forward: what the arithmetic alone
+  costs when the activations stream through memory (ours, in cache-sized pieces, can be below it);
 * **reference** (with ``--reference PATH``, a VICO-UoE/DatasetCondensation checkout the person
   benchmarking fetched; never part of this project) — its ``utils.evaluate_synset`` (DataLoader per epoch,
   ``DiffAugment`` per batch), run from a temporary copy with the two torch-version fixes of
@@ -35,6 +38,7 @@ import shutil
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +46,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
+from benchmark import blocking
 from benchmark.augment import strategy_for
 from benchmark.data import load_dataset
 from benchmark.distiller import SyntheticSet
@@ -120,17 +125,31 @@ def usable_precisions(data, precisions: list[str]) -> list[str]:
     return kept
 
 
-PATHS = ("loop", "together", "graphs")
-"""How our evaluator trains the K networks: one after another, as one stacked ensemble, or that ensemble's
-steps replayed as CUDA graphs."""
+PATHS = ("loop", "whole", "together", "graphs")
+"""How our evaluator trains the K networks: one after another (``whole``: so, without cache-sized pieces), as one
+stacked ensemble, or that ensemble's steps replayed as CUDA graphs."""
+ONE_AFTER_ANOTHER = ("loop", "whole")
+
+
+@contextmanager
+def pieces_off(off: bool):
+    """Our evaluator with :mod:`benchmark.blocking`'s pieces as large as any batch, while ``off``."""
+    saved = dict(blocking.CPU_CHUNK_PIXELS)
+    if off:
+        blocking.CPU_CHUNK_PIXELS.update(dict.fromkeys(saved, 2**40))
+    try:
+        yield
+    finally:
+        blocking.CPU_CHUNK_PIXELS.update(saved)
 
 
 def ours(data, s: SyntheticSet, epochs: int, seeds: list[int], precision: str, path: str) -> Run:
     """Our evaluator on ``seeds`` along ``path`` (one of :data:`PATHS`)."""
     protocol = PAPER.overridden({"epochs": epochs, "models": len(seeds), "precision": precision})
-    result = evaluate(s, data.test, data.spec, "convnet", protocol, seeds, s.x.device,
-                      seeds_together="off" if path == "loop" else "on",
-                      cuda_graphs="on" if path == "graphs" else "off")
+    with pieces_off(path == "whole"):
+        result = evaluate(s, data.test, data.spec, "convnet", protocol, seeds, s.x.device,
+                          seeds_together="off" if path in ONE_AFTER_ANOTHER else "on",
+                          cuda_graphs="on" if path == "graphs" else "off")
     if result.extra["cuda_graphs"] != (path == "graphs"):
         raise SystemExit(f"the {path} path did not run as asked (cuda_graphs={result.extra['cuda_graphs']})")
     return Run(result.train_seconds, result.test_seconds, result.accuracies)
@@ -188,12 +207,12 @@ def measure(data, s: SyntheticSet, a: argparse.Namespace, variants: list[tuple[s
     for seed in seeds:
         floors.append(floor_seconds_per_epoch(data, s, min(a.epochs, 10), seed))
         for name, q, path in variants:
-            if path == "loop":
+            if path in ONE_AFTER_ANOTHER:
                 runs[name] = runs.get(name, Run(0.0, 0.0, [])) + ours(data, s, a.epochs, [seed], q, path)
         if reference:
             runs["reference"] = runs.get("reference", Run(0.0, 0.0, [])) + reference.run(data, s, a.epochs)
     for name, q, path in variants:
-        if path != "loop":
+        if path not in ONE_AFTER_ANOTHER:
             runs[name] = ours(data, s, a.epochs, seeds, q, path)
     return runs, statistics.median(floors)
 
@@ -228,6 +247,7 @@ def main() -> None:
     datasets = {name: type(d)(d.spec, d.train.to(device), d.test.to(device)) for name, d in datasets.items()}
     precisions = usable_precisions(next(iter(datasets.values())), a.precisions.split(","))
     variants = [(f"ours-{q}", q, "loop") for q in precisions]
+    variants += [("whole-fp32", "fp32", "whole")] if device.type == "cpu" else []
     variants += [(f"together-{q}", q, "together") for q in precisions] if together_on(a.together, device) else []
     if a.cuda_graphs == "auto" and device.type == "cuda":
         variants += [(f"graphs-{q}", q, "graphs") for q in precisions]
