@@ -3,9 +3,10 @@
 A 128-channel activation of a 28×28 or 32×32 image is 0.4–0.5 MiB in fp32, so a batch of a few hundred images
 streams every layer's output through main memory, between the convolution that writes it and the norm, ReLU and
 pooling that read it (and, in training, the backward that reads it again). Splitting the batch into pieces of a
-few MiB keeps that traffic in the last-level cache. On the project's CPU (2 cores of an AMD EPYC, 1 thread,
-interleaved rounds; `benchmarks/RESULTS.md`) this made DM's no-grad real forward 1.2–1.4× faster, the
-evaluator's test pass ~1.6× and its fwd+bwd step on 256 images ~1.45× (16-image pieces, gradients summed).
+few MiB keeps that traffic in the last-level cache. On the project's CPU (2 cores of an AMD EPYC, 1 thread;
+`benchmarks/RESULTS.md`) this made DM's compiled real forward 1.2–1.4× faster and, measured idle against whole
+batches, the evaluator's training epoch 1.2–1.3× and its test pass 1.1× (MNIST) to 1.6× (CIFAR-10); with
+other jobs sharing the memory bus the gains were larger (a 256-image step 1.45×, the MNIST test pass 1.65×).
 The result equals the whole batch's up to float rounding for every network whose images do not interact
 within a batch (no batch norm in train mode; the caller checks). On accelerators the whole batch is one piece.
 """

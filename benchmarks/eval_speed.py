@@ -126,8 +126,8 @@ def usable_precisions(data, precisions: list[str]) -> list[str]:
 
 
 PATHS = ("loop", "whole", "together", "graphs")
-"""How our evaluator trains the K networks: one after another (``whole``: so, without cache-sized pieces), as one
-stacked ensemble, or that ensemble's steps replayed as CUDA graphs."""
+"""How our evaluator trains the K networks: one after another (``whole``: the same with the cache-sized pieces
+off), as one stacked ensemble, or that ensemble's steps replayed as CUDA graphs."""
 ONE_AFTER_ANOTHER = ("loop", "whole")
 
 
