@@ -101,15 +101,21 @@ class Im2colConv2d(nn.Conv2d):
         return out.view(n, height, width, self.out_channels).permute(0, 3, 1, 2)
 
 
-def fast_template(net: nn.Module, on_cpu: bool) -> _Embed:
-    """A copy of ``net``'s structure to run other networks' weights through; on a CPU its plain
-    single-input-channel convolutions become :class:`Im2colConv2d` (the parameters keep their names)."""
-    template = _Embed(copy.deepcopy(net))
-    for module in template.modules() if on_cpu else ():
+def with_im2col_first_layers(net: nn.Module) -> nn.Module:
+    """``net`` with its plain single-input-channel convolutions turned into :class:`Im2colConv2d`, in place
+    (same parameters, same names)."""
+    for module in net.modules():
         if (type(module) is nn.Conv2d and module.in_channels == 1 and module.groups == 1
                 and module.padding_mode == "zeros" and module.dilation == (1, 1) and isinstance(module.padding, tuple)):
             module.__class__ = Im2colConv2d
-    return template
+    return net
+
+
+def fast_template(net: nn.Module, on_cpu: bool) -> _Embed:
+    """A copy of ``net``'s structure to run other networks' weights through, with :class:`Im2colConv2d`
+    first layers on a CPU."""
+    template = _Embed(copy.deepcopy(net))
+    return with_im2col_first_layers(template) if on_cpu else template
 
 
 class FastEmbedder:

@@ -7,6 +7,7 @@ from benchmark import blocking, evaluate
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import SyntheticSet
 from benchmark.evaluate import backward_in_pieces, top1_accuracy, train_network
+from benchmark.fast_embedding import Im2colConv2d
 from benchmark.models import build_model
 from benchmark.protocol import CI
 
@@ -59,3 +60,19 @@ def test_the_test_pass_in_pieces_counts_every_image_once():  # 100 images: piece
             return zip(torch.split(x, size), torch.split(labels, size), strict=True)
 
     assert top1_accuracy(Labels(), Test(), 500) == 73.0
+
+
+def test_the_cpu_test_pass_predicts_what_the_network_predicts():
+    net = build_model("convnet", SPEC, seed=5)  # its 1-channel first layer runs as one matrix product there
+    x = torch.randn(100, 1, 28, 28)
+    with torch.no_grad():
+        y = net.eval()(x).argmax(dim=1)
+
+    class Test:
+        device = torch.device("cpu")
+
+        def batches(self, size):
+            return zip(torch.split(x, size), torch.split(y, size), strict=True)
+
+    assert top1_accuracy(net, Test(), 500) == 100.0
+    assert {type(m) for m in net.modules()} & {Im2colConv2d} == set()  # the network itself is left as it was
