@@ -139,7 +139,7 @@ def backward_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tenso
 def top1_accuracy(net: nn.Module, test: LabelledImages, batch_size: int, precision: str = "fp32") -> float:
     """Top-1 accuracy in % over the whole test split. On a CPU the forward runs in cache-sized pieces through
     a copy whose single-input-channel convolutions are one matrix product each (:class:`Im2colConv2d`: the
-    MNIST test pass 1.2× faster here, `benchmarks/RESULTS.md`); the logits equal the network's up to rounding."""
+    MNIST test pass 1.15× faster here, `benchmarks/RESULTS.md`); the logits equal the network's up to rounding."""
     net.eval()
     if test.device.type == "cpu":
         net = with_im2col_first_layers(copy.deepcopy(net))
