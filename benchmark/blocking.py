@@ -8,7 +8,8 @@ few MiB keeps that traffic in the last-level cache. On the project's CPU (2 core
 batches, the evaluator's training epoch 1.2–1.3× and its test pass 1.1× (MNIST) to 1.6× (CIFAR-10); with
 other jobs sharing the memory bus the gains were larger (a 256-image step 1.45×, the MNIST test pass 1.65×).
 The result equals the whole batch's up to float rounding for every network whose images do not interact
-within a batch (no batch norm in train mode; the caller checks). On accelerators the whole batch is one piece.
+within a batch (no batch norm in train mode; the caller checks). On accelerators a piece is bounded only for
+memory (DM's real forward), else the whole batch is one piece.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-CPU_CHUNK_PIXELS = {"forward": 32 * 32 * 32, "train": 16 * 32 * 32}
-"""Input pixels (height × width) per piece on a CPU: ``forward`` for no-grad passes (32 CIFAR images), ``train``
-for a forward kept for its backward (16; its activations stay alive until the backward). Measured on MNIST and
-CIFAR-10 ConvNets: flat within ~10 % from 8 to 32 images per piece, slower from 48 up."""
+CHUNK_PIXELS: dict[str, dict[str, int]] = {
+    "cpu": {"forward": 32 * 32 * 32, "train": 16 * 32 * 32},
+    "accelerator": {"forward": 2560 * 32 * 32},
+}
+"""Input pixels (height × width) per piece. On a CPU, cache-sized: ``forward`` for no-grad passes (32 CIFAR
+images), ``train`` for a forward kept for its backward (16; its activations stay alive until the backward);
+measured on MNIST and CIFAR-10 ConvNets, flat within ~10 % from 8 to 32 images per piece, slower from 48 up. On an
+accelerator only no-grad forwards are bounded, for memory: all 10 classes × 256 CIFAR images at once (DM's real
+images); a work without a bound there is one piece."""
 
 
 def piece_size(images: Tensor, work: str) -> int:
-    """Images per piece of ``images`` for ``work`` (``forward`` or ``train``): cache-sized on a CPU, the whole
-    batch elsewhere."""
-    if images.device.type != "cpu":
+    """Images per piece of ``images`` for ``work`` (``forward`` or ``train``) on their device."""
+    bound = CHUNK_PIXELS["cpu" if images.device.type == "cpu" else "accelerator"].get(work)
+    if bound is None:
         return max(1, len(images))
-    return max(1, CPU_CHUNK_PIXELS[work] // (images.shape[-2] * images.shape[-1]))
+    return max(1, bound // (images.shape[-2] * images.shape[-1]))
 
 
 def pieces(images: Tensor, labels: Tensor, work: str) -> Iterator[tuple[Tensor, Tensor]]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from benchmark.blocking import CPU_CHUNK_PIXELS
+from benchmark.blocking import piece_size
 from benchmark.errors import BenchmarkError, first_line, invalid_value
 from benchmark.matching import has_batchnorm
 
@@ -45,14 +45,6 @@ per class) would spend more compiling than they save."""
 
 Forward = Callable[[dict[str, Tensor], Tensor], Tensor]
 """The template's forward: (weights by parameter name, images) → embeddings."""
-
-REAL_CHUNK_PIXELS = {"cpu": CPU_CHUNK_PIXELS["forward"], "accelerator": 2560 * 32 * 32}
-"""Largest no-grad forward, in input pixels. On a GPU all 10 classes × 256 CIFAR images at once; on a CPU a
-cache-sized piece (:mod:`benchmark.blocking`): the compiled forward of 2,560 real images took 3.8–4.3 CPU s in
-8–40-image chunks against 4.9–5.7 s in the one-class (334-image) chunks used before, on MNIST, and 4.2–4.5 against
-5.6–5.9 s on CIFAR-10 (`benchmarks/RESULTS.md`). The result is the same either way for networks without batch
-norm."""
-
 
 def cpp_compiler() -> str | None:
     """The C++ compiler inductor would call for CPU code, if one is on PATH."""
@@ -120,11 +112,12 @@ def fast_template(net: nn.Module, on_cpu: bool) -> _Embed:
 
 class FastEmbedder:
     """``embedder(net, images)``: ``net.embed(images)`` through the fast paths. Images that do not require
-    grad (real ones) are embedded without a graph, in chunks that bound memory; images that do (synthetic
-    ones) in one forward whose graph reaches them: compiled when compiling, else the plain forward (eager
-    channels-last measured no faster with a backward: 0.97–1.22 vs 0.96–1.17 CPU s for 100 MNIST images).
-    One embedder serves the freshly drawn networks of one architecture: it keeps their structure, and the
-    compilation."""
+    grad (real ones) are embedded without a graph, in the pieces of :func:`benchmark.blocking.piece_size`
+    (cache-sized on a CPU: 3.8–4.3 CPU s for 2,560 MNIST images against 4.9–5.7 in one-class chunks,
+    `benchmarks/RESULTS.md`; memory-bounded on an accelerator); images that do (synthetic ones) in one forward
+    whose graph reaches them: compiled when compiling, else the plain forward (eager channels-last measured no
+    faster with a backward: 0.97–1.22 vs 0.96–1.17 CPU s for 100 MNIST images). One embedder serves the freshly
+    drawn networks of one architecture: it keeps their structure, and the compilation."""
 
     def __init__(self, compiled: bool) -> None:
         self.compiled = compiled
@@ -148,10 +141,9 @@ class FastEmbedder:
         weights = {f"net.{name}": _layout(t) for name, t in tensors.items()}
         if graph:
             return self._forward(weights, _layout(x))
-        pixels = REAL_CHUNK_PIXELS["cpu" if x.device.type == "cpu" else "accelerator"]
         with torch.no_grad():
-            return torch.cat([self._forward(weights, part)
-                              for part in torch.split(_layout(x), max(1, pixels // (x.shape[-2] * x.shape[-1])))])
+            parts = torch.split(_layout(x), piece_size(x, "forward"))
+            return torch.cat([self._forward(weights, part) for part in parts])
 
     def _run_template(self, weights: dict[str, Tensor], x: Tensor) -> Tensor:
         return functional_call(self._template, weights, (x,))

@@ -134,13 +134,14 @@ ONE_AFTER_ANOTHER = ("loop", "whole")
 @contextmanager
 def pieces_off(off: bool):
     """Our evaluator with :mod:`benchmark.blocking`'s pieces as large as any batch, while ``off``."""
-    saved = dict(blocking.CPU_CHUNK_PIXELS)
+    cpu = blocking.CHUNK_PIXELS["cpu"]
+    saved = dict(cpu)
     if off:
-        blocking.CPU_CHUNK_PIXELS.update(dict.fromkeys(saved, 2**40))
+        cpu.update(dict.fromkeys(saved, 2**40))
     try:
         yield
     finally:
-        blocking.CPU_CHUNK_PIXELS.update(saved)
+        cpu.update(saved)
 
 
 def ours(data, s: SyntheticSet, epochs: int, seeds: list[int], precision: str, path: str) -> Run:

@@ -14,11 +14,12 @@ from benchmark.protocol import CI
 SPEC = DatasetSpec(name="t", channels=1, resolution=28, num_classes=10, mean=(0.0,), std=(1.0,), family="mnist", source="t")
 
 
-def test_pieces_are_sized_in_pixels_on_a_cpu_and_whole_elsewhere():
+def test_pieces_are_sized_in_pixels_on_a_cpu_and_bounded_for_memory_elsewhere():
     mnist, cifar = torch.zeros(256, 1, 28, 28), torch.zeros(256, 3, 32, 32)
     assert blocking.piece_size(mnist, "train") == 16 * 32 * 32 // (28 * 28) == 20
     assert blocking.piece_size(cifar, "train") == 16 and blocking.piece_size(cifar, "forward") == 32
     assert blocking.piece_size(torch.zeros(256, 3, 32, 32, device="meta"), "train") == 256
+    assert blocking.piece_size(torch.zeros(3000, 3, 32, 32, device="meta"), "forward") == 2560  # a memory bound
     sizes = [len(x) for x, _ in blocking.pieces(cifar, torch.zeros(256), "forward")]
     assert sizes == [32] * 8
 

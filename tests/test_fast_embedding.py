@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from benchmark import fast_embedding
+from benchmark import blocking, fast_embedding
 from benchmark.data import dataset_spec, load_dataset
 from benchmark.distiller import Budget, DistillTask, get_distiller
 from benchmark.errors import BenchmarkError
@@ -28,7 +28,7 @@ def plain_embedding(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_eager_channels_last_in_chunks_equals_the_plain_forward(monkeypatch):
-    monkeypatch.setitem(fast_embedding.REAL_CHUNK_PIXELS, "cpu", 7 * 8 * 8)  # 7 images per forward
+    monkeypatch.setitem(blocking.CHUNK_PIXELS["cpu"], "forward", 7 * 8 * 8)  # 7 images per forward
     x = torch.rand(30, 1, 8, 8)
     (net,) = fresh_nets("convnet_d2", 1)
     embedder = FastEmbedder(compiled=False)

@@ -10,7 +10,7 @@ from baselines import dc as dc_module
 from baselines import dm as dm_module
 from baselines.dc import GradientMatching, dc_loops, freeze_batchnorm_statistics
 from baselines.dm import DistributionMatching, readme_lr_img
-from benchmark import fast_embedding
+from benchmark import blocking
 from benchmark.augment import dsa_siamese
 from benchmark.data import dataset_spec, load_dataset
 from benchmark.distiller import Budget, DistillTask, NeedsRedistillation, get_distiller, list_distillers
@@ -86,7 +86,7 @@ def test_a_gradient_matching_step_decreases_the_matching_loss_on_digits(tmp_path
 
 
 def test_dm_batched_loss_equals_the_per_class_reference_formula(tmp_path, monkeypatch):
-    monkeypatch.setitem(fast_embedding.REAL_CHUNK_PIXELS, "cpu", 7 * 8 * 8)  # real images embedded 7 at a time
+    monkeypatch.setitem(blocking.CHUNK_PIXELS["cpu"], "forward", 7 * 8 * 8)  # real images embedded 7 at a time
     task = make_task(tmp_path, "dm", 3, arch="convnet_d2", batch_real=10)
     matching = DistributionMatching(task)
     net = fresh_network("convnet_d2", task.spec, torch.Generator().manual_seed(1), CPU)
