@@ -234,6 +234,9 @@ class Distiller(ABC):
     serves_any_ipc: ClassVar[bool] = False  # one artifact serves every IPC (generators): distilled once
     ipc_independent: ClassVar[bool] = False  # the training set ignores IPC (``full``): evaluated once
     Hparams: ClassVar[type] = NoHparams
+    ablation_of: ClassVar[str] = ""  # the method this one ablates: reports test that method against it
+    unread_hparams: ClassVar[frozenset[str]] = frozenset()  # of ``Hparams``, what this method ignores (an
+    #                                                         ablation matches its parent's runs on the rest)
 
     def default_hparams(self, spec: DatasetSpec, ipc: int | None, preset: str) -> Any:
         """Defaults for this dataset family, IPC and budget preset (subclasses cite their sources)."""
@@ -318,6 +321,16 @@ def get_distiller(name: str) -> Distiller:
 
 def list_distillers(pattern: str = "*") -> list[str]:
     return DISTILLERS.names(pattern)
+
+
+def ablations() -> dict[str, tuple[str, frozenset[str]]]:
+    """Every registered ablation → (the method it ablates, the hyper-parameters it ignores)."""
+    out = {}
+    for name in list_distillers():
+        cls = DISTILLERS.get(name)
+        if cls.ablation_of:
+            out[name] = (cls.ablation_of, frozenset(cls.unread_hparams))
+    return out
 
 
 def artifact_class_path(artifact: Artifact) -> str:

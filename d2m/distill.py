@@ -149,6 +149,14 @@ def feature_outputs(net: nn.Module, x: Tensor) -> tuple[list[Tensor], Tensor]:
     return [*layers, embedding], net.classifier(embedding)
 
 
+DISTILLATION_HPARAMS = frozenset({"iterations", "lr_generator", "temperature", "task_balance", "batch_real",
+                                  "batch_syn", "feature_arch", "dsa_strategy"})
+"""What only the distillation reads: ``d2m-gen`` ablates every ``d2m`` run of its generator, whatever these are."""
+PRETRAINING_HPARAMS = frozenset({"generator_weights", "pretrain_iterations", "pretrain_batch", "pretrain_lr_generator",
+                                 "pretrain_lr_discriminator", "pretrain_d_steps", "pretrain_seed"})
+"""What only the pre-training reads (``d2m-scratch`` starts from a random generator of the same width)."""
+
+
 @register_distiller("d2m")
 class D2M(Distiller):
     """D2M: distil the data into a pre-trained conditional generator (embedding + prediction matching)."""
@@ -252,6 +260,8 @@ def distill_generator(net_g: Generator, task: DistillTask, losses: tuple[str, ..
 class D2MGeneratorOnly(D2M):
     """D2M ablation: the pre-trained conditional generator, sampled without distillation."""
 
+    ablation_of = "d2m"
+    unread_hparams = DISTILLATION_HPARAMS
     losses = ()
 
 
@@ -259,6 +269,8 @@ class D2MGeneratorOnly(D2M):
 class D2MEmbeddingOnly(D2M):
     """D2M ablation: embedding matching only (λ·L_PM dropped)."""
 
+    ablation_of = "d2m"
+    unread_hparams = frozenset({"temperature", "task_balance"})
     losses = ("em",)
 
 
@@ -266,6 +278,7 @@ class D2MEmbeddingOnly(D2M):
 class D2MPredictionOnly(D2M):
     """D2M ablation: prediction matching only (L_EM dropped)."""
 
+    ablation_of = "d2m"
     losses = ("pm",)
 
 
@@ -273,5 +286,7 @@ class D2MPredictionOnly(D2M):
 class D2MFromScratch(D2M):
     """D2M ablation: distillation into a randomly initialised generator (no pre-training)."""
 
+    ablation_of = "d2m"
+    unread_hparams = PRETRAINING_HPARAMS
     pretrained = False
 

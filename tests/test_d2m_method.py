@@ -10,7 +10,7 @@ import torch
 
 import d2m.distill as d2m_distill
 from benchmark.data import dataset_spec, load_dataset
-from benchmark.distiller import Budget, DistillTask, get_distiller, list_distillers
+from benchmark.distiller import Budget, DistillTask, ablations, get_distiller, list_distillers
 from benchmark.errors import BenchmarkError
 from benchmark.iterate import DivergedError
 from benchmark.run import main as run_main
@@ -45,6 +45,18 @@ def test_all_five_methods_are_registered_and_serve_any_ipc():
         assert distiller.serves_any_ipc and distiller.name == name
     assert [get_distiller(n).losses for n in NAMES] == [("em", "pm"), (), ("em",), ("pm",), ("em", "pm")]
     assert [get_distiller(n).pretrained for n in NAMES] == [True, True, True, True, False]
+
+
+def test_the_ablations_name_d2m_and_the_settings_they_do_not_read():
+    """Reports compare each ablation with the d2m runs that agree with it on what it reads; every field of
+    the hyper-parameters belongs to the distillation, the pre-training, or both (checkpoints, the width)."""
+    assert {n: of for n, (of, _) in ablations().items() if n in NAMES} == {n: "d2m" for n in NAMES[1:]}
+    fields = {f.name for f in dataclasses.fields(d2m_distill.D2MHparams)}
+    shared = {"checkpoint_every", "generator_width"}
+    assert fields - shared == d2m_distill.DISTILLATION_HPARAMS | d2m_distill.PRETRAINING_HPARAMS
+    assert not d2m_distill.DISTILLATION_HPARAMS & d2m_distill.PRETRAINING_HPARAMS
+    assert ablations()["d2m-gen"][1] == d2m_distill.DISTILLATION_HPARAMS
+    assert ablations()["d2m-scratch"][1] == d2m_distill.PRETRAINING_HPARAMS
 
 
 def test_presets_follow_the_documented_assumptions():

@@ -13,6 +13,7 @@ import pandas as pd
 
 from benchmark.data import DataOptions
 from benchmark.data.validation import is_validation
+from benchmark.distiller import ablations
 from benchmark.reports import nas, plots, sensitivity, serving_cost, stats
 from benchmark.reports.frame import (
     accuracies_by_key,
@@ -35,6 +36,7 @@ PAPER_BUDGET = "paper"
 class Report:
     results: Path
     summary: pd.DataFrame  # frame.summarise + stats.with_comparisons columns
+    ablations: pd.DataFrame  # stats.ablation_comparisons: each method against its registered ablations
     failures: pd.DataFrame
     protocols: dict[str, str]
     cross_arch: list[tuple[tuple[str, int, str], pd.DataFrame]]
@@ -127,12 +129,14 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     frame = records_frame(store, distills, failures)
     if not failures.empty and not frame.empty:  # a failed cell of `smoke [models=3]` belongs in that table
         failures["protocol"] = protocol_labels(failures, frame)
-    summary = stats.with_comparisons(summarise(frame), accuracies_by_key(frame))
+    accuracies = accuracies_by_key(frame)
+    summary = stats.with_comparisons(summarise(frame), accuracies)
     nas_rows = nas.nas_frame(store, distills)
     costs = serving_cost.serving_costs(distills, frame)
     series = sensitivity.sensitivity_series(summary)
     report = Report(
-        results=results, summary=summary, failures=failures, protocols=protocol_descriptions(frame, nas_rows),
+        results=results, summary=summary, ablations=stats.ablation_comparisons(summary, accuracies, ablations()),
+        failures=failures, protocols=protocol_descriptions(frame, nas_rows),
         cross_arch=cross_arch_tables(summary, failures), costs=costs, nas=nas.nas_summary(nas_rows),
         sensitivity=series, warnings=warnings_for(summary, costs, frame, distills),
         counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),

@@ -260,12 +260,12 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, list[list[float]]]:
-    """Per summary key, the evaluation networks' accuracies of each distillation seed (what the significance
-    tests compare, by seed or by network: :func:`benchmark.reports.stats.comparison_units`)."""
+def accuracies_by_key(frame: pd.DataFrame) -> dict[tuple, dict[object, list[float]]]:
+    """Per summary key, the evaluation networks' accuracies of each distillation seed, by seed (what the
+    significance tests compare, paired by seed, by seed or by network: :func:`benchmark.reports.stats.compare`)."""
     if frame.empty:
         return {}
-    return {key: [[a for accs in by_seed["accuracies"] for a in accs] for _, by_seed in group.groupby("seed")]
+    return {key: {seed: [a for accs in by_seed["accuracies"] for a in accs] for seed, by_seed in group.groupby("seed")}
             for key, group in frame.groupby(KEYS)}
 
 

@@ -20,10 +20,10 @@ import pandas as pd
 from benchmark.reports import serving_cost, units
 from benchmark.reports.build import Report
 from benchmark.reports.frame import method_label
-from benchmark.reports.markdown import HEADER, cost_table
+from benchmark.reports.markdown import ABLATIONS, HEADER, TESTS, cost_table
 from benchmark.reports.nas import nas_table
 from benchmark.reports.plots import Figure
-from benchmark.reports.tables import LEGEND, accuracy_cell, pivot, table_positions
+from benchmark.reports.tables import LEGEND, ablation_table, accuracy_cell, pivot, table_positions
 
 FACETS = ("dataset", "ipc", "arch")
 
@@ -103,9 +103,8 @@ def results_columns(report: Report) -> list[Column]:
                lambda r: r["gain"]),
         Column("95% interval", lambda r: "—" if number(r["gain_low"]) is None
                else f"[{r['gain_low']:+.2f}, {r['gain_high']:+.2f}]", lambda r: r["gain_low"]),
-        Column("Welch p", fmt("p_value", "{:.3g}"), lambda r: r["p_value"],
-               hover=lambda r: {"seed": "unit: a distillation seed (its networks' mean)",
-                                "network": "unit: one evaluation network"}.get(r["test_unit"], "")),
+        Column("p", fmt("p_value", "{:.3g}"), lambda r: r["p_value"],
+               hover=lambda r: TEST_UNITS.get(r["test_unit"], "")),
         Column("of full", lambda r: "—" if number(r["of_full"]) is None else f"{100 * r['of_full']:.1f}%",
                lambda r: r["of_full"]),
         Column("budget", lambda r: r["budget"]),
@@ -114,6 +113,11 @@ def results_columns(report: Report) -> list[Column]:
         Column("storage", lambda r: units.size(r["storage_bytes"]), lambda r: r["storage_bytes"]),
         Column("commit", lambda r: r["commits"] or "—"),
     ]
+
+
+TEST_UNITS = {"paired seed": "paired t-test over the distillation seeds both cells share (each seed's network mean)",
+              "seed": "Welch t-test, unit: a distillation seed (its networks' mean)",
+              "network": "Welch t-test, unit: one evaluation network"}
 
 
 def row_facets(row: pd.Series) -> dict:
@@ -165,6 +169,10 @@ def sections(report: Report) -> list[tuple[str, str, str]]:
                                  f"{arch}, protocol {protocol}", {"arch": arch})
                      for arch, protocol in table_positions(s))
     out.append(("tables", "Accuracy tables", tables or "<p>No finished evaluations yet.</p>"))
+    if not report.ablations.empty:
+        out.append(("ablations", "Against its ablations", f"<p>{esc(plain(ABLATIONS + TESTS))}</p>" + formatted_rows(
+            ablation_table(report.ablations), lambda r: {"dataset": r["dataset"], "ipc": r["IPC"], "arch": r["arch"]},
+            "ablation-table")))
     if report.cross_arch:
         out.append(("cross-arch", "Cross-architecture generalisation", "".join(
             frame_table(t, "method", f"{d} ipc={i}, protocol {p}", {"dataset": d, "ipc": i})

@@ -66,21 +66,42 @@ def accuracy_cell(row: pd.Series) -> str:
     return f"{row['mean']:.2f} ± {row['std']:.2f}"
 
 
-def gain_cell(row: pd.Series) -> str:
-    """``+3.21 [+1.10, +5.02] p=0.004``: gain in points, its bootstrap interval and Welch p-value, followed by
-    ``(per seed)`` where the test's unit was the distillation seed."""
-    if row["method"] == "random":
-        return "(reference)"
-    if pd.isna(row["gain"]):
-        return "n/a (no random)" if row["ipc"] else "n/a"
+UNIT_MARKS = {"paired seed": " (paired seeds)", "seed": " (per seed)"}
+"""How a gain cell names its test's unit (none: one evaluation network; see :mod:`benchmark.reports.stats`)."""
+
+
+def difference_text(row: pd.Series) -> str:
+    """``+3.21 [+1.10, +5.02] p=0.004 (paired seeds)``: a difference in points, its bootstrap interval, the
+    p-value, and the test's unit where it was not one network."""
     text = f"{row['gain']:+.2f}"
     if not pd.isna(row["gain_low"]):
         text += f" [{row['gain_low']:+.2f}, {row['gain_high']:+.2f}]"
     if not pd.isna(row["p_value"]):
         text += f" p={row['p_value']:.3g}"
-    if row["test_unit"] == "seed" and not pd.isna(row["gain_low"]):
-        text += " (per seed)"
+    if not pd.isna(row["gain_low"]):
+        text += UNIT_MARKS.get(row["test_unit"], "")
     return text
+
+
+def gain_cell(row: pd.Series) -> str:
+    """The gain over random (:func:`difference_text`), or why there is none."""
+    if row["method"] == "random":
+        return "(reference)"
+    if pd.isna(row["gain"]):
+        return "n/a (no random)" if row["ipc"] else "n/a"
+    return difference_text(row)
+
+
+def ablation_table(ablations: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`benchmark.reports.stats.ablation_comparisons` rows as text: method and ablation with their
+    variants and accuracies, and the method's gain over its ablation."""
+    rows = [{"dataset": r["dataset"], "IPC": r["ipc"], "arch": r["arch"], "protocol": r["protocol"],
+             "method": method_label(r), "accuracy": f"{r['mean']:.2f}",
+             "ablation": method_label({"method": r["ablation"], "variant": r["ablation_variant"]}),
+             "ablation accuracy": f"{r['ablation_mean']:.2f}", "method − ablation": difference_text(r)}
+            for _, r in ablations.sort_values(["dataset", "ipc", "arch", "protocol", "variant", "ablation"]).iterrows()]
+    return pd.DataFrame(rows, columns=["dataset", "IPC", "arch", "protocol", "method", "accuracy", "ablation",
+                                       "ablation accuracy", "method − ablation"])
 
 
 def of_full_cell(row: pd.Series) -> str:
