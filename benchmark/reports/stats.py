@@ -65,8 +65,13 @@ def bootstrap_interval(a: Sequence[float], b: Sequence[float], level: float = LE
     rng = np.random.default_rng(seed)
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diffs = (rng.choice(xa, (resamples, len(xa))).mean(axis=1) - rng.choice(xb, (resamples, len(xb))).mean(axis=1))
+    return percentile_interval(diffs, level)
+
+
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap ``samples``."""
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(diffs, [tail, 100 - tail])
+    low, high = np.percentile(samples, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -109,9 +114,7 @@ def paired_bootstrap_interval(a: Sequence[float], b: Sequence[float], level: flo
         return None
     differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     means = np.random.default_rng(seed).choice(differences, (resamples, len(differences))).mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return percentile_interval(means, level)
 
 
 @dataclass(frozen=True)
