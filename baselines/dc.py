@@ -19,9 +19,11 @@ The reference uses one set of hyper-parameters for every dataset (MNIST, Fashion
 in the paper); other families (digits, Tiny-ImageNet, ImageNet subsets) get the same values with the
 ConvNet depth of their resolution. Differences that change no result: only gradients of ≥2-D weights are
 computed (the reference's distance is zero for 1-D parameters), each class's distance is back-propagated
-as soon as it is computed (same image gradient, a tenth of the memory), and the image gradient is taken
-alone instead of also filling the network's unused ``.grad``. Networks, real batches, augmentations and
-batch order come from the task's seeded streams (the reference seeds its networks with the clock).
+as soon as it is computed (same image gradient, a tenth of the memory), the image gradient is taken
+alone instead of also filling the network's unused ``.grad``, and on a CPU the real images' gradient and the
+inner loop's steps run in cache-sized pieces (:mod:`benchmark.blocking`; equal up to float rounding).
+Networks, real batches, augmentations and batch order come from the task's seeded streams (the reference
+seeds its networks with the clock).
 
 :mod:`baselines.dsa` is this loop with differentiable siamese augmentation.
 """
@@ -36,10 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import dsa, dsa_siamese, strategy_for
+from benchmark.blocking import backward_in_pieces, gradients_in_pieces
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import Artifact, Distiller, DistillTask, SyntheticSet, register_distiller
 from benchmark.errors import invalid_value
-from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, real_batches_by_class
+from benchmark.matching import fresh_network, gradient_distance, has_batchnorm, mixes_batch, real_batches_by_class
 from benchmark.synthetic import PixelMatchingState, check_ipc, check_learning_settings, class_labels
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -107,10 +110,20 @@ def freeze_batchnorm_statistics(net: nn.Module, real: Tensor) -> None:
             m.eval()
 
 
-def class_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int, create_graph: bool) -> tuple[Tensor, ...]:
-    """Gradients of the cross-entropy of ``x`` as class ``c`` with respect to ``weights``."""
-    y = torch.full((x.shape[0],), c, dtype=torch.long, device=x.device)
-    return torch.autograd.grad(F.cross_entropy(net(x), y), weights, create_graph=create_graph)
+def class_targets(x: Tensor, c: int) -> Tensor:
+    return torch.full((x.shape[0],), c, dtype=torch.long, device=x.device)
+
+
+def real_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int) -> tuple[Tensor, ...]:
+    """Gradients of the cross-entropy of real images ``x`` as class ``c`` with respect to ``weights``, in
+    cache-sized pieces (:func:`benchmark.blocking.gradients_in_pieces`: the same gradient up to rounding) where
+    the network does not mix the batch's images, as while matching (batch norm is frozen then)."""
+    return gradients_in_pieces(net, F.cross_entropy, x, class_targets(x, c), weights, split=not mixes_batch(net))
+
+
+def synthetic_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int) -> tuple[Tensor, ...]:
+    """Gradients of the cross-entropy of synthetic images ``x`` as class ``c``, differentiable in ``x``."""
+    return torch.autograd.grad(F.cross_entropy(net(x), class_targets(x, c)), weights, create_graph=True)
 
 
 class GradientMatching(PixelMatchingState):
@@ -132,8 +145,8 @@ class GradientMatching(PixelMatchingState):
             syn = self.images[c * ipc : (c + 1) * ipc]
             if self.augment:
                 real, syn = dsa_siamese([real, syn], hp.dsa_strategy, self.generators["dsa"])
-            g_real = class_gradients(net, weights, real, c, create_graph=False)
-            g_syn = class_gradients(net, weights, syn, c, create_graph=True)
+            g_real = real_gradients(net, weights, real, c)
+            g_syn = synthetic_gradients(net, weights, syn, c)
             distance = gradient_distance(g_real, g_syn)
             distance.backward(inputs=[self.images])
             total += distance.detach()
@@ -144,13 +157,13 @@ class GradientMatching(PixelMatchingState):
         """``inner_loop`` epochs of SGD on the current synthetic set (DSA per batch for DSA, none for DC)."""
         synthetic = SyntheticSet(self.images.detach(), self.labels)
         net.train()
+        split = not mixes_batch(net)
         for _ in range(self.hp.inner_loop):
             for x, y in synthetic.batches(self.hp.batch_train, self.generators["synthetic-batches"]):
                 if self.augment:
                     x = dsa(x, self.hp.dsa_strategy, self.generators["dsa"])
-                loss = F.cross_entropy(net(x), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                backward_in_pieces(net, F.cross_entropy, x, y, split, bf16=False)
                 optimizer.step()
 
     def step(self, it: int) -> float:

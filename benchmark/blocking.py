@@ -9,15 +9,17 @@ batches, the evaluator's training epoch 1.2–1.3× and its test pass 1.1× (MNI
 other jobs sharing the memory bus the gains were larger (a 256-image step 1.45×, the MNIST test pass 1.65×).
 The result equals the whole batch's up to float rounding for every network whose images do not interact
 within a batch (no batch norm in train mode; the caller checks). On accelerators a piece is bounded only for
-memory (DM's real forward), else the whole batch is one piece.
+memory (DM's real forward), else the whole batch is one piece. Used by the evaluator (training steps, test
+pass), DM's real-image embedding, and DC/DSA's real-image gradients (per class, 256 MNIST images: 1.25–1.6×
+in one process beside two jobs, `benchmarks/RESULTS.md` for the end-to-end iteration).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 CHUNK_PIXELS: dict[str, dict[str, int]] = {
     "cpu": {"forward": 32 * 32 * 32, "train": 16 * 32 * 32},
@@ -42,3 +44,27 @@ def pieces(images: Tensor, labels: Tensor, work: str) -> Iterator[tuple[Tensor, 
     """``(images, labels)`` in pieces of :func:`piece_size`."""
     size = piece_size(images, work)
     return zip(torch.split(images, size), torch.split(labels, size), strict=True)
+
+
+def backward_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
+                       split: bool, bf16: bool) -> Tensor:
+    """Backpropagate the batch's mean loss, in cache-sized pieces where ``split``, each piece's mean weighted
+    by its share of the batch so that the gradient is the whole batch's up to float rounding; a piece's
+    activations are then still in cache for its backward. Returns the batch's mean loss, detached."""
+    total = torch.zeros((), device=x.device)
+    for xs, ys in pieces(x, y, "train") if split else [(x, y)]:
+        share = len(xs) / len(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(net(xs), ys)
+        (loss * share).backward()
+        total += loss.detach().float() * share
+    return total
+
+
+def gradients_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
+                        inputs: list[Tensor], split: bool) -> tuple[Tensor, ...]:
+    """Gradients of the batch's mean loss with respect to ``inputs`` (no graph kept), summed over cache-sized
+    pieces where ``split`` as :func:`backward_in_pieces` does, without touching any ``.grad``."""
+    per_piece = [torch.autograd.grad(loss_fn(net(xs), ys) * (len(xs) / len(x)), inputs)
+                 for xs, ys in (pieces(x, y, "train") if split else [(x, y)])]
+    return tuple(sum(parts[1:], parts[0]) for parts in zip(*per_piece, strict=True))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import dsa, strategy_for
-from benchmark.blocking import pieces
+from benchmark.blocking import backward_in_pieces, pieces
 from benchmark.cuda_graphs import graphs_on
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
@@ -37,7 +36,7 @@ from benchmark.distiller import TrainingSet
 from benchmark.ensemble import train_together, trains_together
 from benchmark.errors import BenchmarkError
 from benchmark.fast_embedding import with_im2col_first_layers
-from benchmark.matching import has_batchnorm
+from benchmark.matching import mixes_batch
 from benchmark.models import build_model
 from benchmark.protocol import EvalProtocol
 from benchmark.seeding import derive_seed, generator
@@ -100,8 +99,8 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
     optimizer = protocol.optimizer(net.parameters())
     loss_fn = soft_cross_entropy if training_set.soft_labels else F.cross_entropy
     bf16 = protocol.precision == "bf16"
-    mixes = has_batchnorm(net)  # a batch-norm network's batch cannot be split
     net.train()
+    mixes = mixes_batch(net)  # a batch-norm network's batch cannot be split
     total, count = torch.zeros((), device=rng.device), 0
     for epoch in range(epochs):
         protocol.schedule(optimizer, epoch, epochs)
@@ -117,22 +116,6 @@ def train_network(net: nn.Module, training_set: TrainingSet, protocol: EvalProto
     if last_loss != last_loss:
         raise BenchmarkError("evaluation training diverged (loss is NaN)")
     return last_loss
-
-
-def backward_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
-                       split: bool, bf16: bool) -> Tensor:
-    """Backpropagate the batch's mean loss, in cache-sized pieces where ``split`` (:mod:`benchmark.blocking`),
-    each piece's mean weighted by its share of the batch so that the gradient is the whole batch's up to float
-    rounding; a piece's activations are then still in cache for its backward. Returns the batch's mean loss,
-    detached."""
-    total = torch.zeros((), device=x.device)
-    for xs, ys in pieces(x, y, "train") if split else [(x, y)]:
-        share = len(xs) / len(x)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(net(xs), ys)
-        (loss * share).backward()
-        total += loss.detach().float() * share
-    return total
 
 
 @torch.inference_mode()

@@ -39,6 +39,12 @@ def random_feature_net(arch: str, spec: DatasetSpec, generator: torch.Generator,
     return net.train()
 
 
+def mixes_batch(net: nn.Module) -> bool:
+    """Whether a forward of ``net`` now mixes the images of its batch (a batch norm in train mode), so that
+    the batch cannot run in pieces (:mod:`benchmark.blocking`); frozen (eval-mode) batch norm does not."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
+
+
 def has_batchnorm(net: nn.Module) -> bool:
     """Whether ``net`` mixes the images of a batch (batch norm in train mode): then a batch cannot be split
     into smaller forwards, and the references treat it specially (DC freezes its statistics, DM embeds all

@@ -1,13 +1,15 @@
-"""Cache-sized pieces: the evaluator's step and test pass give the whole batch's results."""
+"""Cache-sized pieces: the evaluator's step and test pass, and DC's real gradients, give the whole batch's results."""
 
 import torch
 import torch.nn.functional as F
 
-from benchmark import blocking, evaluate
+from benchmark import blocking
+from benchmark.blocking import backward_in_pieces, gradients_in_pieces
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import SyntheticSet
-from benchmark.evaluate import backward_in_pieces, top1_accuracy, train_network
+from benchmark.evaluate import top1_accuracy, train_network
 from benchmark.fast_embedding import Im2colConv2d
+from benchmark.matching import mixes_batch
 from benchmark.models import build_model
 from benchmark.protocol import CI
 
@@ -37,9 +39,26 @@ def test_a_step_in_pieces_has_the_whole_batch_gradient_and_loss():
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(whole_grads, split_grads, strict=True))
 
 
+def test_gradients_in_pieces_are_the_whole_batch_gradients_and_leave_grad_alone():
+    torch.manual_seed(0)
+    x, y = torch.randn(50, 1, 28, 28), torch.randint(0, 10, (50,))
+    net = build_model("convnet", SPEC, seed=3)
+    weights = [p for p in net.parameters() if p.ndim > 1]
+    whole = gradients_in_pieces(net, F.cross_entropy, x, y, weights, split=False)
+    split = gradients_in_pieces(net, F.cross_entropy, x, y, weights, split=True)  # pieces of 20, 20, 10
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(whole, split, strict=True))
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_only_batch_norm_in_train_mode_mixes_a_batch():
+    bn, instance = build_model("convnet_bn", SPEC, seed=0), build_model("convnet", SPEC, seed=0)
+    assert mixes_batch(bn.train()) and not mixes_batch(bn.eval())  # DC freezes batch norm while matching
+    assert not mixes_batch(instance.train())
+
+
 def test_only_networks_without_batch_norm_train_in_pieces(monkeypatch):
-    works = []
-    monkeypatch.setattr(evaluate, "pieces", lambda *a: works.append(a[-1]) or blocking.pieces(*a))
+    works, original = [], blocking.pieces
+    monkeypatch.setattr(blocking, "pieces", lambda *a: works.append(a[-1]) or original(*a))
     training_set = SyntheticSet(torch.randn(50, 1, 28, 28), torch.arange(10).repeat_interleave(5))
     for arch in ("convnet_bn", "convnet"):
         train_network(build_model(arch, SPEC, seed=3), training_set, CI, 1, "none", torch.Generator().manual_seed(0))
