@@ -19,6 +19,13 @@ def test_every_architecture_adapts_to_channels_resolution_and_classes(dataset):
         assert net.embed(x).ndim == 2, name
 
 
+@pytest.mark.parametrize("dataset,tokens", [("digits", 16), ("mnist", 81), ("cifar10", 64), ("imagenette", 64)])
+def test_vit_tokens_are_patches_of_at_least_two_pixels(dataset, tokens):
+    """One-pixel tokens of 8-px digits carried only a sign after layer norm and the ViT stayed at chance."""
+    net = build_model("vit", dataset_spec(dataset), seed=0)
+    assert net.patch_embed.kernel_size[0] >= 2 and net.pos_embed.shape[1] == tokens + 1
+
+
 def test_convnet_matches_the_reference_layout_on_mnist():
     # VICO-UoE/DatasetCondensation ConvNet(channel=1, width 128, depth 3, instancenorm) on 28x28: 317,706
     # parameters (first conv pads by 3, so features are 128 x 4 x 4 = 2048).
