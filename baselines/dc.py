@@ -114,11 +114,11 @@ def class_targets(x: Tensor, c: int) -> Tensor:
     return torch.full((x.shape[0],), c, dtype=torch.long, device=x.device)
 
 
-def real_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int) -> tuple[Tensor, ...]:
+def real_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int, split: bool) -> tuple[Tensor, ...]:
     """Gradients of the cross-entropy of real images ``x`` as class ``c`` with respect to ``weights``, in
-    cache-sized pieces (:func:`benchmark.blocking.gradients_in_pieces`: the same gradient up to rounding) where
-    the network does not mix the batch's images, as while matching (batch norm is frozen then)."""
-    return gradients_in_pieces(net, F.cross_entropy, x, class_targets(x, c), weights, split=not mixes_batch(net))
+    cache-sized pieces where ``split`` (:func:`benchmark.blocking.gradients_in_pieces`: the same gradient up to
+    rounding): wherever the network does not mix the batch's images, as while matching (batch norm is frozen)."""
+    return gradients_in_pieces(net, F.cross_entropy, x, class_targets(x, c), weights, split)
 
 
 def synthetic_gradients(net: nn.Module, weights: list[Tensor], x: Tensor, c: int) -> tuple[Tensor, ...]:
@@ -140,12 +140,13 @@ class GradientMatching(PixelMatchingState):
         hp, ipc = self.hp, self.task.ipc
         self.optimizer.zero_grad(set_to_none=True)
         total = self.images.new_zeros(())
+        split = not mixes_batch(net)
         for c in range(self.classes):
             real = self.task.train.images_of_class(c, hp.batch_real, self.generators["real-batches"])
             syn = self.images[c * ipc : (c + 1) * ipc]
             if self.augment:
                 real, syn = dsa_siamese([real, syn], hp.dsa_strategy, self.generators["dsa"])
-            g_real = real_gradients(net, weights, real, c)
+            g_real = real_gradients(net, weights, real, c, split)
             g_syn = synthetic_gradients(net, weights, syn, c)
             distance = gradient_distance(g_real, g_syn)
             distance.backward(inputs=[self.images])

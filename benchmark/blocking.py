@@ -46,13 +46,18 @@ def pieces(images: Tensor, labels: Tensor, work: str) -> Iterator[tuple[Tensor, 
     return zip(torch.split(images, size), torch.split(labels, size), strict=True)
 
 
+def train_pieces(x: Tensor, y: Tensor, split: bool) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(x, y)`` in ``train`` pieces where ``split``, else whole."""
+    return pieces(x, y, "train") if split else iter([(x, y)])
+
+
 def backward_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
                        split: bool, bf16: bool) -> Tensor:
     """Backpropagate the batch's mean loss, in cache-sized pieces where ``split``, each piece's mean weighted
     by its share of the batch so that the gradient is the whole batch's up to float rounding; a piece's
     activations are then still in cache for its backward. Returns the batch's mean loss, detached."""
     total = torch.zeros((), device=x.device)
-    for xs, ys in pieces(x, y, "train") if split else [(x, y)]:
+    for xs, ys in train_pieces(x, y, split):
         share = len(xs) / len(x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(net(xs), ys)
@@ -66,5 +71,5 @@ def gradients_in_pieces(net: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tens
     """Gradients of the batch's mean loss with respect to ``inputs`` (no graph kept), summed over cache-sized
     pieces where ``split`` as :func:`backward_in_pieces` does, without touching any ``.grad``."""
     per_piece = [torch.autograd.grad(loss_fn(net(xs), ys) * (len(xs) / len(x)), inputs)
-                 for xs, ys in (pieces(x, y, "train") if split else [(x, y)])]
+                 for xs, ys in train_pieces(x, y, split)]
     return tuple(sum(parts[1:], parts[0]) for parts in zip(*per_piece, strict=True))

@@ -46,9 +46,9 @@ def mixes_batch(net: nn.Module) -> bool:
 
 
 def has_batchnorm(net: nn.Module) -> bool:
-    """Whether ``net`` mixes the images of a batch (batch norm in train mode): then a batch cannot be split
-    into smaller forwards, and the references treat it specially (DC freezes its statistics, DM embeds all
-    classes in one forward)."""
+    """Whether ``net`` has batch norm, in either mode: the references treat such networks specially (DC freezes
+    their statistics, DM embeds all classes in one forward). Whether a forward mixes a batch right now, so that
+    it cannot run in pieces, is :func:`mixes_batch`."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
