@@ -1,5 +1,5 @@
-"""Distillation speed: seconds per iteration and peak memory of our ``dm``, ``dc`` and ``d2m`` against the
-reference ``main_DM.py`` / ``main.py --method DC`` of VICO-UoE/DatasetCondensation, side by side.
+"""Distillation speed: seconds per iteration and peak memory of our ``dm``, ``dc``, ``dsa`` and ``d2m`` against the
+reference ``main_DM.py`` / ``main.py --method DC|DSA`` of VICO-UoE/DatasetCondensation, side by side.
 
 Every side runs in its own child process (so its memory peaks are its own) on MNIST from the same files, with
 the same resolved hyper-parameters (the ``paper`` budget, capped to ``--iterations``), one thread count for
@@ -11,7 +11,7 @@ read the loss), so the gaps between steps are the device's time per iteration. T
 process CPU time), so data loading and set-up are excluded on both sides. The unit:
 
 * ``dm``: one iteration = one image step (all classes);
-* ``dc``: one outer-loop step (matching on every class + the inner network training) is the gap between
+* ``dc`` and ``dsa``: one outer-loop step (matching on every class + the inner network training) is the gap between
   consecutive image steps; an iteration is ``outer_loop`` of them, so the table shows median gap ×
   ``outer_loop`` — this lets IPC 10 (10 outer steps, ~minutes per iteration here) be timed in one iteration;
 * ``d2m``: one iteration = one generator step (embedding + prediction matching on every class), after a
@@ -64,8 +64,9 @@ from benchmarks.faithfulness import (
     the_reference_device,
 )
 
-DEFAULT_ITERATIONS = {("dm", 1): 8, ("dm", 10): 8, ("dc", 1): 6, ("dc", 10): 1, ("d2m", 1): 8, ("d2m", 10): 8}
-"""Iterations per (method, IPC): enough gaps for a median; DC at IPC 10 is timed per outer-loop step."""
+DEFAULT_ITERATIONS = {("dm", 1): 8, ("dm", 10): 8, ("dc", 1): 6, ("dc", 10): 1, ("dsa", 1): 6, ("dsa", 10): 1,
+                      ("d2m", 1): 8, ("d2m", 10): 8}
+"""Iterations per (method, IPC): enough gaps for a median; DC/DSA at IPC 10 are timed per outer-loop step."""
 
 
 def resolved_hparams(method: str, spec, ipc: int, iterations: int):
@@ -74,7 +75,7 @@ def resolved_hparams(method: str, spec, ipc: int, iterations: int):
 
 
 def steps_per_iteration(method: str, hp) -> int:
-    return hp.outer_loop if method == "dc" else 1
+    return hp.outer_loop if method in ("dc", "dsa") else 1
 
 
 def all_step_recorder(stamps: list[tuple[float, float]]):
