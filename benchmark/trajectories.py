@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.augment import diffaug, dsa
+from benchmark.blocking import backward_in_pieces
 from benchmark.checkpoints import cache_entry, load_checked, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.errors import BenchmarkError, invalid_value
+from benchmark.matching import mixes_batch
 from benchmark.models import build_model
 from benchmark.seeding import derive_seed, generator
 
@@ -95,7 +97,10 @@ def _snapshot(net: nn.Module) -> dict[str, Tensor]:
 
 
 def train_trajectory(train: LabelledImages, recipe: TrainingRecipe, seed: int, device: torch.device) -> Trajectory:
-    """Train one ``recipe.arch`` network on ``train`` with SGD, keeping its weights at ``recipe.snapshot_steps``."""
+    """Train one ``recipe.arch`` network on ``train`` with SGD, keeping its weights at ``recipe.snapshot_steps``.
+
+    Each step runs in cache-sized pieces on a CPU where the network does not mix a batch's images
+    (:mod:`benchmark.blocking`: the whole batch's gradient up to float rounding)."""
     start = time.perf_counter()
     net = build_model(recipe.arch, train.spec, seed=derive_seed(seed, "trajectory-init"), device=device).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -110,9 +115,8 @@ def train_trajectory(train: LabelledImages, recipe: TrainingRecipe, seed: int, d
                 x = dsa(x, recipe.augmentation, rng)
             else:
                 x = diffaug(x, recipe.augmentation, rng)
-            loss = F.cross_entropy(net(x), y.to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            backward_in_pieces(net, F.cross_entropy, x, y.to(device), not mixes_batch(net), bf16=False)
             optimizer.step()
             step += 1
             if step in wanted:

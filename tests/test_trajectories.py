@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from benchmark import blocking
 from benchmark.data import InMemoryImages, load_dataset
 from benchmark.errors import BenchmarkError
 from benchmark.models import build_model
@@ -30,6 +31,24 @@ def test_snapshots_are_the_weights_after_those_sgd_steps():
     assert (moved > 0).all()  # every kept step changed the weights
     # 40 images in batches of 16: step 3 is the first batch of the second epoch
     assert trajectory.trimmed(2).steps == (0, 1) and trajectory.trimmed(2).snapshots["classifier.weight"].shape[0] == 2
+
+
+def test_steps_in_cache_sized_pieces_keep_the_whole_batch_trajectory(monkeypatch):
+    """An expert trained in pieces (4 digits each here) follows the whole-batch expert up to float rounding;
+    a batch-norm network, whose batch statistics mix the images, is never split."""
+    train, cpu = tiny_digits(), torch.device("cpu")
+    works, original = [], blocking.pieces
+    monkeypatch.setattr(blocking, "pieces", lambda *a: works.append(a[-1]) or original(*a))
+    monkeypatch.setitem(blocking.CHUNK_PIXELS["cpu"], "train", 4 * 8 * 8)
+    split = train_trajectory(train, RECIPE, seed=7, device=cpu)
+    assert works == ["train"] * 3  # steps 1-3, each in pieces
+    monkeypatch.setitem(blocking.CHUNK_PIXELS["cpu"], "train", 10**6)  # one piece: the whole batch
+    whole = train_trajectory(train, RECIPE, seed=7, device=cpu)
+    for name, stacked in whole.snapshots.items():
+        assert torch.allclose(split.snapshots[name], stacked, rtol=1e-4, atol=1e-6), name
+    works.clear()
+    train_trajectory(train, TrainingRecipe(**{**RECIPE.__dict__, "arch": "convnet_bn"}), seed=7, device=cpu)
+    assert works == []
 
 
 def test_cache_is_reused_rebuilt_when_corrupt_and_required_on_request(tmp_path, capsys):
