@@ -10,8 +10,9 @@ other jobs sharing the memory bus the gains were larger (a 256-image step 1.45×
 The result equals the whole batch's up to float rounding for every network whose images do not interact
 within a batch (no batch norm in train mode; the caller checks). On accelerators a piece is bounded only for
 memory (DM's real forward), else the whole batch is one piece. Used by the evaluator (training steps, test
-pass), DM's real-image embedding, and DC/DSA's real-image gradients (per class, 256 MNIST images: 1.25–1.6×
-in one process beside two jobs, `benchmarks/RESULTS.md` for the end-to-end iteration).
+pass), DM's real-image embedding, DC/DSA's real-image gradients (per class, 256 MNIST images: 1.25–1.6×
+in one process beside two jobs, `benchmarks/RESULTS.md` for the end-to-end iteration) and the training of
+MTT's experts and DiM's pool (:mod:`benchmark.trajectories`).
 """
 
 from __future__ import annotations
