@@ -108,6 +108,7 @@ def train_trajectory(train: LabelledImages, recipe: TrainingRecipe, seed: int, d
     rng = generator(seed, "trajectory-batches", device=device)
     kept = [_snapshot(net)] if recipe.snapshot_steps[0] == 0 else []
     wanted, last, step = set(recipe.snapshot_steps), recipe.snapshot_steps[-1], 0
+    split = not mixes_batch(net)
     while step < last:
         for x, y in train.batches(recipe.batch_size, rng):
             x = x.to(device)
@@ -116,7 +117,7 @@ def train_trajectory(train: LabelledImages, recipe: TrainingRecipe, seed: int, d
             else:
                 x = diffaug(x, recipe.augmentation, rng)
             optimizer.zero_grad(set_to_none=True)
-            backward_in_pieces(net, F.cross_entropy, x, y.to(device), not mixes_batch(net), bf16=False)
+            backward_in_pieces(net, F.cross_entropy, x, y.to(device), split, bf16=False)
             optimizer.step()
             step += 1
             if step in wanted:
