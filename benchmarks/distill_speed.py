@@ -57,6 +57,7 @@ from benchmark.provenance import device_description
 from benchmarks.faithfulness import (
     PROJECT_ROOT,
     image_step_recorder,
+    image_steps_per_iteration,
     peak_cuda_bytes,
     peak_rss_bytes,
     prepare_reference,
@@ -72,10 +73,6 @@ DEFAULT_ITERATIONS = {("dm", 1): 8, ("dm", 10): 8, ("dc", 1): 6, ("dc", 10): 1, 
 def resolved_hparams(method: str, spec, ipc: int, iterations: int):
     caps = {"iterations": iterations} | ({"pretrain_iterations": 1} if method == "d2m" else {})
     return get_distiller(method).resolve_hparams(spec, ipc, "paper", caps)
-
-
-def steps_per_iteration(method: str, hp) -> int:
-    return hp.outer_loop if method in ("dc", "dsa") else 1
 
 
 def all_step_recorder(stamps: list[tuple[float, float]]):
@@ -131,9 +128,9 @@ def seconds_per_iteration(stamps: list, per_iteration: int) -> tuple[float, floa
     return medians[0] * per_iteration, medians[1] * per_iteration
 
 
-def timed(run: dict, method: str, hp) -> dict:
+def timed(run: dict, hp) -> dict:
     """One side's run, reduced to its median (wall, CPU) seconds per iteration and what else the table shows."""
-    return {**run, "per_it": seconds_per_iteration(run["stamps"], steps_per_iteration(method, hp))}
+    return {**run, "per_it": seconds_per_iteration(run["stamps"], image_steps_per_iteration(hp))}
 
 
 def table_row(cells: list[str], ours: list[dict], refs: list[dict], with_reference: bool,
@@ -197,11 +194,9 @@ def main() -> None:
                 refs, ours = [], {choice: [] for choice in choices}
                 for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits both sides
                     if copy and method != "d2m":
-                        refs.append(timed(run_reference(copy, method, hp, ipc, iterations, 1, args.threads, out),
-                                          method, hp))
+                        refs.append(timed(run_reference(copy, method, hp, ipc, iterations, 1, args.threads, out), hp))
                     for choice in choices:
-                        ours[choice].append(timed(run_ours(method, ipc, iterations, args.threads, choice, out),
-                                                  method, hp))
+                        ours[choice].append(timed(run_ours(method, ipc, iterations, args.threads, choice, out), hp))
                 for choice in choices:
                     rows.append(table_row([method, str(ipc), str(iterations), choice if method == "dm" else "-"],
                                           ours[choice], refs, bool(copy), device))

@@ -176,6 +176,12 @@ def peak_cuda_bytes() -> int:
     return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
 
 
+def image_steps_per_iteration(hp) -> int:
+    """Image-optimizer steps in one iteration: DC/DSA update the images ``outer_loop`` times per iteration,
+    DM (and D2M's generator) once."""
+    return getattr(hp, "outer_loop", 1)
+
+
 def gaps_per_iteration(stamps: list[float], runs: int, iterations: int, steps_per_iteration: int) -> list[float]:
     """Seconds between the ends of consecutive iterations within each run (an iteration ends with its last
     image step; DC/DSA make ``outer_loop`` steps per iteration)."""
@@ -215,7 +221,7 @@ def run_reference(copy: Path, method: str, hp, ipc: int, iterations: int, seeds:
             "peak_cuda_bytes": recorded["peak_cuda_bytes"],
             "stamps": recorded["stamps"],
             "seconds": iteration_seconds(recorded["stamps"], seeds, iterations,
-                                         hp.outer_loop if method != "dm" else 1)}
+                                         image_steps_per_iteration(hp))}
 
 
 def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: range, device: torch.device) -> dict:
@@ -231,7 +237,7 @@ def run_ours(data, method: str, hp, ipc: int, iterations: int, seeds: range, dev
     finally:
         handle.remove()
     return {"sets": sets, "seconds": iteration_seconds(stamps, len(seeds), iterations,
-                                                       hp.outer_loop if method != "dm" else 1)}
+                                                       image_steps_per_iteration(hp))}
 
 
 def summarise(accuracies: list[float], seconds: dict[str, list[float]]) -> dict:
