@@ -52,10 +52,12 @@ class GanProbe:
         return agreement, class_spread(x, labels, self.num_classes)
 
 
-def add_curve_arguments(parser: argparse.ArgumentParser, every: int) -> None:
-    """The options every learning-curve script shares: data, probe size and cadence, threads."""
+def add_curve_arguments(parser: argparse.ArgumentParser, every: int | None) -> None:
+    """The options every probe script shares: data, probe size, threads, and for a learning curve
+    (``every`` given) its cadence."""
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--every", type=int, default=every, help="updates between probes")
+    if every is not None:
+        parser.add_argument("--every", type=int, default=every, help="updates between probes")
     parser.add_argument("--per-class", type=int, default=50, help="samples per class at each probe")
     parser.add_argument("--fit-limit", type=int, default=5000, help="training images the SVC is fitted on")
     parser.add_argument("--probe-seed", type=int, default=0, help="which training images the SVC is fitted on")

@@ -260,3 +260,28 @@ def test_pretraining_curve_reads_the_generator_between_updates_without_changing_
     curve.main(["--iterations", "4", "--every", "2", "--per-class", "3", "--fit-limit", "200", "--width", "2"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 2", "| 4"]
+
+
+def test_artifact_probe_reads_every_stored_generator_of_the_asked_methods_and_seeds(tmp_path, capsys,
+                                                                                 load_experiment):
+    """``experiments/artifact_probe.py`` reads the sets stored generators draw: the same (agreement, spread) as
+    probing ``synthesize(per_class, 0)`` by hand, for the methods and seeds asked; pixel sets are skipped."""
+    from synthetic_records import StoreBuilder, pixel_set
+
+    probe = load_experiment("artifact_probe")  # puts the project root on sys.path, as running the script does
+    from experiments.gan_probe import GanProbe
+    builder = StoreBuilder(tmp_path / "store")
+    generators = {}
+    for method, seed in (("d2m", 0), ("d2m-gen", 0), ("d2m", 1)):
+        generators[method, seed] = get_distiller(method).distill(make_task(tmp_path, method, seed, f"{method}-{seed}"))
+        builder.distill(method, None, seed=seed, serves_any=True, hparams=TINY, artifact=generators[method, seed])
+    builder.distill("d2m-em", 1, artifact=pixel_set(1))  # asked for, but a pixel set: no generator to read
+    probe.main(["--results", str(tmp_path / "store"), "--dataset", "digits", "--methods", "d2m,d2m-gen,d2m-em",
+                "--per-class", "3", "--fit-limit", "200"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| d2m")]
+    reader = GanProbe.fit(load_dataset("digits").train, 10, limit=200, seed=0)
+    expected = []
+    for method in ("d2m", "d2m-gen"):
+        synthetic = generators[method, 0].synthesize(3, 0)
+        expected.append([f"| {method}", "0", *(f"{v:.3f}" for v in reader.read(synthetic.x, synthetic.y))])
+    assert [[row[0], row[1], row[-3], row[-2]] for row in rows] == expected

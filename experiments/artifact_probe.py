@@ -1,0 +1,61 @@
+"""Agreement and spread of the sets stored generator artifacts draw, read on the training split (issue 3).
+
+The learning-curve scripts read a GAN while it trains; this reads what a results store already holds: for each
+finished distillation of ``--methods`` on ``--dataset`` whose artifact serves any IPC (D2M, its ablations,
+DiM), it samples ``synthesize(--per-class, 0)`` as an evaluation does and prints the two numbers of
+:mod:`experiments.gan_probe` (agreement with an SVC fitted on training images, within-class spread beside the
+real images'). No test image is read.
+
+    python experiments/artifact_probe.py --results results --dataset mnist --methods d2m,d2m-gen
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.distiller import LoadContext  # noqa: E402
+from benchmark.store import ResultsStore  # noqa: E402
+from experiments.gan_probe import add_curve_arguments, curve_setup  # noqa: E402
+
+SHOWN = ("generator_width", "pretrain_iterations", "pretrain_lr_generator", "iterations", "task_balance")
+"""The hyper-parameters printed beside each artifact: what tells its generator and distillation apart."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_curve_arguments(parser, every=None)
+    parser.add_argument("--results", type=Path, required=True, help="the results store to read")
+    parser.add_argument("--methods", default="d2m,d2m-gen", help="comma-separated method names")
+    parser.add_argument("--seeds", default="0", help="comma-separated distillation seeds")
+    args = parser.parse_args(argv)
+    methods, seeds = args.methods.split(","), {int(s) for s in args.seeds.split(",")}
+    train, _, probe = curve_setup(args)
+    store = ResultsStore(args.results)
+    context = LoadContext(device=torch.device("cpu"), train=lambda: train)
+    print(f"{args.dataset}: real within-class spread {probe.real_spread:.3f}")
+    print(f"| method | seed | {' | '.join(SHOWN)} | agreement | spread | artifact |")
+    print("|---" * (len(SHOWN) + 5) + "|")
+    records = sorted((r for r in store.records("distill") if r["config"]["dataset"] == args.dataset
+                      and r["config"]["method"] in methods and r["config"]["seed"] in seeds),
+                     key=lambda r: (r["config"]["method"], r["config"]["seed"], r["key"]))
+    for record in records:
+        config = record["config"]
+        if not store.has_artifact(record["key"]):
+            continue
+        artifact = store.load_artifact(record["key"], context)
+        if not artifact.serves_any_ipc:
+            continue
+        synthetic = artifact.synthesize(args.per_class, 0)
+        agreement, spread = probe.read(synthetic.x, synthetic.y)
+        shown = " | ".join(str(config["hparams"].get(name, "")) for name in SHOWN)
+        print(f"| {config['method']} | {config['seed']} | {shown} | {agreement:.3f} | {spread:.3f} | {record['key']} |")
+
+
+if __name__ == "__main__":
+    main()
