@@ -34,7 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="d2m,d2m-gen", help="comma-separated method names")
     parser.add_argument("--seeds", default="0", help="comma-separated distillation seeds")
     args = parser.parse_args(argv)
-    methods, seeds = args.methods.split(","), {int(s) for s in args.seeds.split(",")}
+    if not (args.results / "records" / "distill").is_dir():
+        parser.error(f"--results: {args.results} holds no distillation records (expected a results store)")
+    try:
+        seeds = {int(s) for s in args.seeds.split(",")}
+    except ValueError:
+        parser.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
+    methods = args.methods.split(",")
     train, _, probe = curve_setup(args)
     store = ResultsStore(args.results)
     context = LoadContext(device=torch.device("cpu"), train=lambda: train)
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     for record in records:
         config = record["config"]
         if not store.has_artifact(record["key"]):
+            print(f"| {config['method']} | {config['seed']} | (artifact {record['key']} not in this store) |")
             continue
         artifact = store.load_artifact(record["key"], context)
         if not artifact.serves_any_ipc:
