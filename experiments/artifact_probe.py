@@ -19,7 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmark.cli import comma_list, guarded  # noqa: E402
 from benchmark.distiller import LoadContext  # noqa: E402
+from benchmark.errors import BenchmarkError  # noqa: E402
 from benchmark.store import ResultsStore  # noqa: E402
 from experiments.gan_probe import add_curve_arguments, curve_setup  # noqa: E402
 
@@ -27,42 +29,42 @@ SHOWN = ("generator_width", "pretrain_iterations", "pretrain_lr_generator", "ite
 """The hyper-parameters printed beside each artifact: what tells its generator and distillation apart."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_curve_arguments(parser, every=None)
-    parser.add_argument("--results", type=Path, required=True, help="the results store to read")
-    parser.add_argument("--methods", default="d2m,d2m-gen", help="comma-separated method names")
-    parser.add_argument("--seeds", default="0", help="comma-separated distillation seeds")
-    args = parser.parse_args(argv)
+def probe_store(args: argparse.Namespace) -> int:
+    """Print one row per finished generator distillation the arguments select; rows for artifacts the store lacks
+    say so."""
     if not (args.results / "records" / "distill").is_dir():
-        parser.error(f"--results: {args.results} holds no distillation records (expected a results store)")
-    try:
-        seeds = {int(s) for s in args.seeds.split(",")}
-    except ValueError:
-        parser.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
-    methods = args.methods.split(",")
+        raise BenchmarkError(f"--results: {args.results} holds no distillation records (expected a results store)")
+    methods, seeds = comma_list("--methods", args.methods), set(comma_list("--seeds", args.seeds, int))
     train, _, probe = curve_setup(args)
     store = ResultsStore(args.results)
     context = LoadContext(device=torch.device("cpu"), train=lambda: train)
     print(f"{args.dataset}: real within-class spread {probe.real_spread:.3f}")
     print(f"| method | seed | {' | '.join(SHOWN)} | agreement | spread | artifact |")
     print("|---" * (len(SHOWN) + 5) + "|")
-    records = sorted((r for r in store.records("distill") if r["config"]["dataset"] == args.dataset
-                      and r["config"]["method"] in methods and r["config"]["seed"] in seeds),
+    records = sorted((r for r in store.records("distill") if r["result"]["serves_any_ipc"]
+                      and r["config"]["dataset"] == args.dataset and r["config"]["method"] in methods
+                      and r["config"]["seed"] in seeds),
                      key=lambda r: (r["config"]["method"], r["config"]["seed"], r["key"]))
     for record in records:
         config = record["config"]
         if not store.has_artifact(record["key"]):
             print(f"| {config['method']} | {config['seed']} | (artifact {record['key']} not in this store) |")
             continue
-        artifact = store.load_artifact(record["key"], context)
-        if not artifact.serves_any_ipc:
-            continue
-        synthetic = artifact.synthesize(args.per_class, 0)
-        agreement, spread = probe.read(synthetic.x, synthetic.y)
+        agreement, spread = probe.read_artifact(store.load_artifact(record["key"], context), args.per_class)
         shown = " | ".join(str(config["hparams"].get(name, "")) for name in SHOWN)
         print(f"| {config['method']} | {config['seed']} | {shown} | {agreement:.3f} | {spread:.3f} | {record['key']} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_curve_arguments(parser, every=None)
+    parser.add_argument("--results", type=Path, required=True, help="the results store to read")
+    parser.add_argument("--methods", default="d2m,d2m-gen", help="comma-separated method names")
+    parser.add_argument("--seeds", default="0", help="comma-separated distillation seeds")
+    args = parser.parse_args(argv)
+    return guarded(lambda: probe_store(args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,8 +34,7 @@ from experiments.gan_probe import GanProbe, add_curve_arguments, curve_setup  # 
 
 def sample_reading(net: Generator, reader: GanProbe, per_class: int) -> tuple[float, float]:
     """(agreement, spread) of the set ``synthesize(per_class, seed 0)`` would return for this generator."""
-    synthetic = GeneratorArtifact(net, {}).synthesize(per_class, 0)
-    return reader.read(synthetic.x, synthetic.y)
+    return reader.read_artifact(GeneratorArtifact(net, {}), per_class)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from sklearn.svm import SVC
 from benchmark.data.images import LabelledImages
 from benchmark.data.registry import load_dataset
 from benchmark.data.spec import DatasetSpec
+from benchmark.distiller import Artifact
 from benchmark.seeding import generator
 
 
@@ -50,6 +51,11 @@ class GanProbe:
         x, labels = x.detach().cpu(), labels.cpu()
         agreement = float((torch.as_tensor(self.svc.predict(x.flatten(1).numpy())) == labels).float().mean())
         return agreement, class_spread(x, labels, self.num_classes)
+
+    def read_artifact(self, artifact: Artifact, per_class: int) -> tuple[float, float]:
+        """(agreement, spread) of the set ``artifact.synthesize(per_class, 0)`` draws, as an evaluation samples it."""
+        synthetic = artifact.synthesize(per_class, 0)
+        return self.read(synthetic.x, synthetic.y)
 
 
 def add_curve_arguments(parser: argparse.ArgumentParser, every: int | None) -> None:

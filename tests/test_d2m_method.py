@@ -285,6 +285,5 @@ def test_artifact_probe_reads_every_stored_generator_of_the_asked_methods_and_se
         synthetic = generators[method, 0].synthesize(3, 0)
         expected.append([f"| {method}", "0", *(f"{v:.3f}" for v in reader.read(synthetic.x, synthetic.y))])
     assert [[row[0], row[1], row[-3], row[-2]] for row in rows] == expected
-    with pytest.raises(SystemExit):
-        probe.main(["--results", str(tmp_path / "store"), "--seeds", "zero"])
-    assert "--seeds: comma-separated integers, got 'zero'" in capsys.readouterr().err
+    assert probe.main(["--results", str(tmp_path / "store"), "--seeds", "zero"]) == 2
+    assert "error: --seeds: expected comma-separated integers, got 'zero'" in capsys.readouterr().err
