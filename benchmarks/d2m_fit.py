@@ -11,6 +11,9 @@ and the grid's description says it is a reduced budget sized to the named card.
         --iterations 20 --warmup 5 --json cost.json
     python -m benchmarks.d2m_fit --cost cost.json --grid experiments/d2m-gpu.toml --pretrain-seconds 150 \\
         --distill-seconds 150 --out sized.toml
+    # a second distillation length on the same pre-trained generator (same pre-training count, so same cache entry):
+    python -m benchmarks.d2m_fit --cost cost.json --grid experiments/d2m-gpu.toml --pretrain-seconds 150 \\
+        --distill-iterations 150 --methods d2m --out sized-150.toml
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmark.cli import comma_list
 from benchmark.data import dataset_spec
 from benchmark.distiller import get_distiller
 from benchmark.errors import BenchmarkError, invalid_value
@@ -64,9 +68,15 @@ def toml_value(value: Any) -> str:
 
 
 def sized_grid(grid: dict[str, Any], cost: dict[str, Any], pretrain_iterations: int, distill_iterations: int,
-               note: str) -> str:
+               note: str, methods: list[str] | None = None) -> str:
     """``grid`` (a parsed grid file without sweeps) as TOML text for the dataset ``cost`` was measured on,
-    with the D2M iteration counts set."""
+    with the D2M iteration counts set; ``methods`` keeps only those of the grid's methods."""
+    if methods is not None:
+        known = grid.get("methods", [])
+        if any(m not in known for m in methods):
+            raise invalid_value("methods", ",".join(methods), f"some of the grid's ({', '.join(known)})")
+        grid = {**grid, "methods": list(methods),
+                "hparams": {m: v for m, v in grid.get("hparams", {}).items() if m in methods}}
     if "sweep" in grid:
         raise BenchmarkError("the grid must not sweep; size each variant's grid on its own")
     if cost["dataset"] not in grid.get("datasets", []):
@@ -94,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost", type=Path, required=True, help="the JSON of benchmarks/d2m_cost.py --json")
     parser.add_argument("--grid", type=Path, required=True, help="the grid file to size (no sweeps)")
     parser.add_argument("--pretrain-seconds", type=float, required=True)
-    parser.add_argument("--distill-seconds", type=float, required=True)
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--distill-seconds", type=float, help="seconds of distillation to size the count to")
+    length.add_argument("--distill-iterations", type=int, help="the distillation count itself (another length on "
+                                                                "the same pre-trained generator)")
+    parser.add_argument("--methods", help="comma list: keep only these of the grid's methods")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
@@ -103,11 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         preset = get_distiller("d2m").resolve_hparams(dataset_spec(cost["dataset"]), None, cost["budget"])
         pretrain = iterations_within(args.pretrain_seconds, cost["pretrain_s_per_iteration"],
                                      preset.pretrain_iterations)
-        distill = iterations_within(args.distill_seconds, cost["distill_s_per_iteration"], preset.iterations)
+        if args.distill_iterations is None:
+            distill = iterations_within(args.distill_seconds, cost["distill_s_per_iteration"], preset.iterations)
+            distilling = f"{args.distill_seconds:.0f} s of distillation ({distill} of {preset.iterations})"
+        elif 0 < args.distill_iterations <= preset.iterations:
+            distill = args.distill_iterations
+            distilling = f"a distillation of {distill} of {preset.iterations} iterations"
+        else:
+            raise invalid_value("--distill-iterations", args.distill_iterations, f"1 to {preset.iterations}")
         note = (f"REDUCED: sized on {cost['device']} to {args.pretrain_seconds:.0f} s of pre-training "
-                f"({pretrain} of {preset.pretrain_iterations} iterations) and {args.distill_seconds:.0f} s of "
-                f"distillation ({distill} of {preset.iterations})")
-        args.out.write_text(sized_grid(grid, cost, pretrain, distill, note))
+                f"({pretrain} of {preset.pretrain_iterations} iterations) and {distilling}")
+        args.out.write_text(sized_grid(grid, cost, pretrain, distill, note, comma_list("--methods", args.methods)))
     except KeyError as error:
         print(f"d2m_fit: {args.cost} lacks the field {error} (write it with benchmarks/d2m_cost.py --json)",
               file=sys.stderr)

@@ -18,7 +18,9 @@
 #      benchmarks/d2m_fit.py turns FIT_PRETRAIN_S / FIT_DISTILL_S seconds into iteration counts written
 #      into a copy of experiments/d2m-gpu.toml (OUT/d2m-gpu-sized.toml), which runs at IPC 1 and 10, then 50
 #      (FIT_CAL_PRETRAIN / FIT_CAL_DISTILL: iterations measured, default 40 / 20; FIT_RUN_ARGS adds options to
-#      benchmark.run, e.g. "--protocol ci --threads 1" for a dry rehearsal on a CPU).
+#      benchmark.run, e.g. "--protocol ci --threads 1" for a dry rehearsal on a CPU). FIT_ALSO_DISTILL, a comma
+#      list of iteration counts, distils `d2m` again at each on the generator just pre-trained (IPC 1 and 10,
+#      before IPC 50): the lent machine does not outlive the call, so the generator is only there in this one.
 # Logs and the results store (records; artifacts too when small enough) are written under OUT.
 # The workplace's GPU image has torch, pandas, tabulate and matplotlib but not kornia (imported by the
 # evaluator's ZCA module): carry its wheels (kornia, kornia_rs) and install them first, e.g.
@@ -103,11 +105,18 @@ if stage fit_cost 120 python3 -m benchmarks.d2m_cost --dataset "$fit_dataset" --
    python3 -m benchmarks.d2m_fit --cost "$out/d2m_cost.json" --grid experiments/d2m-gpu.toml \
        --pretrain-seconds "${FIT_PRETRAIN_S:-130}" --distill-seconds "${FIT_DISTILL_S:-110}" \
        --out "$out/d2m-gpu-sized.toml"; then
-  for ipcs in 1,10 50; do
+  fit_run() {  # fit_run STAGE LIMIT GRID IPCS
     # shellcheck disable=SC2086  # FIT_RUN_ARGS is a list of options
-    stage "fit_ipc${ipcs//,/-}" 480 python3 -m benchmark.run --grid "$out/d2m-gpu-sized.toml" --ipc "$ipcs" \
-        --device "$device" --seeds-together "$together" --results "$results" --no-progress ${FIT_RUN_ARGS:-}
+    stage "$1" "$2" python3 -m benchmark.run --grid "$3" --ipc "$4" --device "$device" --seeds-together "$together" \
+        --results "$results" --no-progress ${FIT_RUN_ARGS:-}
+  }
+  fit_run fit_ipc1-10 480 "$out/d2m-gpu-sized.toml" 1,10
+  for n in ${FIT_ALSO_DISTILL//,/ }; do
+    python3 -m benchmarks.d2m_fit --cost "$out/d2m_cost.json" --grid experiments/d2m-gpu.toml \
+        --pretrain-seconds "${FIT_PRETRAIN_S:-130}" --distill-iterations "$n" --methods d2m \
+        --out "$out/d2m-gpu-sized-it$n.toml" && fit_run "fit_also_it$n" 300 "$out/d2m-gpu-sized-it$n.toml" 1,10
   done
+  fit_run fit_ipc50 480 "$out/d2m-gpu-sized.toml" 50
 fi
 
 if [ -d "$results/records" ]; then

@@ -78,3 +78,28 @@ def test_measured_cost_sizes_a_grid_end_to_end(tmp_path):
     assert main(["--cost", str(cost), "--grid", str(grid), "--pretrain-seconds", "1e6", "--distill-seconds", "1e6",
                  "--out", str(out)]) == 0
     assert load_grid(str(out)).hparams["d2m"] == {"pretrain_iterations": 300, "iterations": 60}  # the preset's
+
+
+def test_a_second_distillation_length_on_the_same_generator(tmp_path, capsys):
+    """``--distill-iterations`` with ``--methods d2m``: the same pre-training count (so the same cached generator),
+    another distillation count, only the methods asked for; a count beyond the preset or a method the grid lacks
+    is one line."""
+    cost, grid, out = tmp_path / "cost.json", tmp_path / "grid.toml", tmp_path / "sized.toml"
+    cost.write_text(json.dumps(COST))
+    grid.write_text('budget = "paper"\ndatasets = ["digits"]\nmethods = ["random", "d2m-gen", "d2m"]\nipc = [1]\n'
+                    '[hparams.d2m-gen]\ntemperature = 2.0\n')
+    common = ["--cost", str(cost), "--grid", str(grid), "--pretrain-seconds", "100", "--out", str(out)]
+    assert main([*common, "--distill-seconds", "100"]) == 0
+    first = load_grid(str(out))
+    assert main([*common, "--distill-iterations", "150", "--methods", "d2m"]) == 0
+    second = load_grid(str(out))
+    assert second.methods == ("d2m",) and set(second.hparams) == {"d2m"}
+    assert second.hparams["d2m"] == {"pretrain_iterations": 2000, "iterations": 150}
+    assert first.hparams["d2m"]["pretrain_iterations"] == second.hparams["d2m"]["pretrain_iterations"]
+    assert "a distillation of 150 of 2000 iterations" in second.description
+    capsys.readouterr()
+    for bad in (["--distill-iterations", "2001"], ["--distill-iterations", "0"],
+                ["--distill-iterations", "150", "--methods", "dm"]):
+        assert main([*common, *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("--distill-iterations" in err or "methods" in err)
