@@ -111,7 +111,8 @@ if stage fit_cost 120 python3 -m benchmarks.d2m_cost --dataset "$fit_dataset" --
         --results "$results" --no-progress ${FIT_RUN_ARGS:-}
   }
   fit_run fit_ipc1-10 480 "$out/d2m-gpu-sized.toml" 1,10
-  for n in ${FIT_ALSO_DISTILL//,/ }; do
+  also=${FIT_ALSO_DISTILL:-}
+  for n in ${also//,/ }; do
     python3 -m benchmarks.d2m_fit --cost "$out/d2m_cost.json" --grid experiments/d2m-gpu.toml \
         --pretrain-seconds "${FIT_PRETRAIN_S:-130}" --distill-iterations "$n" --methods d2m \
         --out "$out/d2m-gpu-sized-it$n.toml" && fit_run "fit_also_it$n" 300 "$out/d2m-gpu-sized-it$n.toml" 1,10
