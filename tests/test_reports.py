@@ -14,7 +14,7 @@ from benchmark import leaderboard
 from benchmark.data.registry import dataset_spec
 from benchmark.distiller import get_distiller
 from benchmark.nas import Candidate
-from benchmark.reports import markdown, page
+from benchmark.reports import markdown, page, plots
 from benchmark.reports.build import build_report
 from benchmark.reports.frame import distill_frame, records_frame
 from benchmark.reports.images import grid_image
@@ -57,11 +57,22 @@ def test_partial_store_marks_missing_and_failed_cells_and_lists_failures(builder
     assert "<td>eval herding digits ipc=10</td>" in (builder.store.root / "index.html").read_text()
 
 
-def test_a_validation_split_is_labelled_as_such(builder):
+def test_a_validation_split_is_labelled_as_such(builder, monkeypatch):
     builder.evaluate(builder.distill("random", 1, dataset="val:digits"), 1, [70.0])
+    builder.evaluate(builder.distill("random", 1), 1, [60.0])
+    y_labels = {}
+    real_save = plots.save
+
+    def save(fig, path):
+        y_labels[path.name] = {ax.get_ylabel() for ax in fig.axes}
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
     text = leaderboard.write_reports(builder.store.root)
     assert "> ⚠ val:digits: VALIDATION split(s), a part of the training split held out" in text
     assert "val:digits ipc=1" in text
+    assert y_labels["accuracy_vs_ipc_val_digits_convnet_smoke.png"] == {"validation accuracy (%)"}
+    assert y_labels["accuracy_vs_ipc_digits_convnet_smoke.png"] == {"test accuracy (%)"}
 
 
 def test_records_unlike_todays_presets_are_named_by_what_differs_between_them_but_not_by_ipc(builder):

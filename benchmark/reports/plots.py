@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.data.validation import is_validation
 from benchmark.reports.frame import method_label
 from benchmark.reports.sensitivity import GROUP
 from benchmark.reports.tables import CONVNET
@@ -50,6 +51,12 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+def accuracy_axis(dataset: str) -> str:
+    """The y-axis label: a ``val:NAME`` dataset's accuracies are read on held-out training images, and a
+    figure must not pass them off as test accuracies."""
+    return f"{'validation' if is_validation(dataset) else 'test'} accuracy (%)"
+
+
 def accuracy_vs_ipc(summary: pd.DataFrame, out_dir: Path) -> list[Figure]:
     """Per dataset, architecture and protocol: one line per method; ``full`` as a dashed level."""
     plt, figures = pyplot(), []
@@ -62,7 +69,7 @@ def accuracy_vs_ipc(summary: pd.DataFrame, out_dir: Path) -> list[Figure]:
                         & (summary["protocol"] == protocol)]
         for _, row in whole.iterrows():
             ax.axhline(row["mean"], linestyle="--", color="grey", label=f"{method_label(row)} (whole set)")
-        ax.set(xscale="log", xlabel="images per class (IPC)", ylabel="test accuracy (%)",
+        ax.set(xscale="log", xlabel="images per class (IPC)", ylabel=accuracy_axis(dataset),
                title=f"{dataset} · {arch} · protocol {protocol}")
         ipcs = sorted(set(group["ipc"]))
         ax.set_xticks(ipcs, [str(i) for i in ipcs])
@@ -106,7 +113,7 @@ def accuracy_vs_cost(summary: pd.DataFrame, costs: pd.DataFrame, out_dir: Path) 
             front = pareto_front(list(zip(at["total_seconds"], at["mean"], strict=True)))
             ax.step([c for c, _ in front], [a for _, a in front], where="post", color="grey", linestyle=":",
                     label="Pareto front")
-            ax.set(xscale="log", xlabel="total time to serve every IPC (s)", ylabel="test accuracy (%)",
+            ax.set(xscale="log", xlabel="total time to serve every IPC (s)", ylabel=accuracy_axis(dataset),
                    title=f"{dataset} ipc={ipc}")
             ax.legend(fontsize=7)
         fig.suptitle(f"accuracy vs cost · {CONVNET} · protocol {protocol}", fontsize=9)
@@ -127,7 +134,7 @@ def sensitivity(series: pd.DataFrame, out_dir: Path) -> list[Figure]:
             points = part[part["hparam"] == name]
             ax.errorbar(range(len(points)), points["mean"], yerr=points["std"], marker="o", capsize=3)
             ax.set_xticks(range(len(points)), [str(v) for v in points["value"]])
-            ax.set(xlabel=name, ylabel="test accuracy (%)")
+            ax.set(xlabel=name, ylabel=accuracy_axis(dataset))
         fig.suptitle(f"{method} · {dataset} ipc={ipc} · {arch} · protocol {protocol}", fontsize=9)
         path = save(fig, out_dir / f"sensitivity_{slug(dataset, method, ipc, arch, protocol)}.png")
         figures.append(Figure(path, f"Sensitivity of {method}: {dataset} ipc={ipc}, {arch}, protocol {protocol}",
