@@ -232,6 +232,20 @@ def test_cross_architecture_rows_with_different_architectures_are_compared_on_th
     assert table.loc["dm", "mean drop"] == table.loc["dm", "mean drop (alexnet)"] == "6.00"
 
 
+def test_cross_architecture_drop_compares_the_same_distillation_seeds(builder):
+    # ConvNet has seeds 0 and 1 (80, 90); AlexNet only seed 0 (70): the drop is 80 - 70, not 85 - 70
+    for seed, convnet in ((0, 80.0), (1, 90.0)):
+        key = builder.distill("random", 10, seed=seed)
+        builder.evaluate(key, 10, [convnet, convnet])
+        if seed == 0:
+            builder.evaluate(key, 10, [70.0, 70.0], arch="alexnet")
+    builder.evaluate(builder.distill("dm", 10, seed=1), 10, [60.0, 60.0], arch="alexnet")  # no ConvNet seed 1
+    ((_, table),) = build_report(builder.store.root, draw=False).cross_arch
+    assert table.loc["random", "convnet"] == "85.00 ± 5.00"
+    assert table.loc["random", "alexnet"] == "70.00 ± 0.00 (-10.00)" and table.loc["random", "mean drop"] == "10.00"
+    assert table.loc["dm", "alexnet"] == "60.00 ± 0.00" and table.loc["dm", "mean drop"] == MISSING
+
+
 def test_sensitivity_series_hold_the_other_hyper_parameters_at_their_base(builder):
     # a one-at-a-time sweep around T=4, λ=10 (the shared default run once)
     settings = [(4.0, 10.0, 70.0), (1.0, 10.0, 60.0), (8.0, 10.0, 65.0), (4.0, 0.0, 50.0), (4.0, 100.0, 68.0)]

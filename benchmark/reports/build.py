@@ -137,7 +137,7 @@ def build_report(results: Path, draw: bool = True, data: DataOptions | None = No
     report = Report(
         results=results, summary=summary, ablations=stats.ablation_comparisons(summary, accuracies, ablations()),
         failures=failures, protocols=protocol_descriptions(frame, nas_rows),
-        cross_arch=cross_arch_tables(summary, failures), costs=costs, nas=nas.nas_summary(nas_rows),
+        cross_arch=cross_arch_tables(summary, failures, accuracies), costs=costs, nas=nas.nas_summary(nas_rows),
         sensitivity=series, warnings=warnings_for(summary, costs, frame, distills),
         counts={"distillations": len(distills), "evaluations": len(frame), "nas": len(nas_rows),
                 "failures": len(failures)},

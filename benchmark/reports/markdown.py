@@ -82,7 +82,8 @@ def cross_arch_sections(report: Report) -> list[str]:
     if not report.cross_arch:
         return []
     lines = section("Cross-architecture generalisation", (
-        "Sets distilled with ConvNet, evaluated on other architectures; in brackets the change from ConvNet, "
+        "Sets distilled with ConvNet, evaluated on other architectures; in brackets the change from ConvNet on the "
+        "same distilled sets (where ConvNet holds more distillation seeds, only the seeds both have), "
         "and the mean drop over the other architectures. Where rows were evaluated on different architectures, the "
         "last column averages only those every row has: compare rows there."))
     for (dataset, ipc, protocol), table in report.cross_arch:

@@ -7,16 +7,19 @@ so a partial store renders as a partial table instead of silently dropping rows.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from benchmark.reports.frame import method_label
+from benchmark.reports.frame import KEYS, method_label
 
 MISSING = "—"
 FAILED = "✗ failed"
 LEGEND = f"{MISSING}: not run yet; {FAILED}: the cell failed (see *Failed cells*)."
 CONVNET = "convnet"
+SeedAccuracies = dict[tuple, dict[object, list[float]]]
+"""Per summary key, each distillation seed's evaluation accuracies (:func:`.frame.accuracies_by_key`)."""
 
 
 def column_name(dataset: str, ipc: int) -> str:
@@ -114,12 +117,17 @@ def table_positions(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted({(a, p) for a, p in pairs}, key=lambda ap: (ap[0] != CONVNET, ap))
 
 
-def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
+def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame,
+                      accuracies: SeedAccuracies) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
     """Per (dataset, IPC, protocol) evaluated on an architecture other than ConvNet: rows method, columns
     architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others. Where rows
     were evaluated on different sets of architectures their mean drops are not comparable (AlexNet costs
     every method 5–15 points, ResNet-18 about none), so a second column averages only the architectures
-    every such row has."""
+    every such row has.
+
+    ``accuracies`` (:func:`benchmark.reports.frame.accuracies_by_key`) lets each drop compare the same
+    distilled sets: ConvNet rows often hold more seeds than the other architectures, and one seed's set can
+    sit points away from the seeds' mean (:func:`same_seed_drop`)."""
     tables = []
     with_ipc = summary[summary["ipc"] > 0]
     for (dataset, ipc, protocol), part in with_ipc.groupby(["dataset", "ipc", "protocol"]):
@@ -131,13 +139,13 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tup
         row_drops: dict[str, dict[str, float]] = {}
         both = pd.concat([part, whole])
         for label, group in both.assign(label=both.apply(method_label, axis=1)).groupby("label"):
-            means = dict(zip(group["arch"], group["mean"], strict=True))
             cells, drops = {}, {}
             for _, r in group.iterrows():
                 text = accuracy_cell(r)
-                if r["arch"] != CONVNET and CONVNET in means:
-                    drops[r["arch"]] = means[CONVNET] - r["mean"]
-                    text += f" ({-drops[r['arch']]:+.2f})"
+                drop = same_seed_drop(accuracies, tuple(r[k] for k in KEYS)) if r["arch"] != CONVNET else None
+                if drop is not None:
+                    drops[r["arch"]] = drop
+                    text += f" ({-drop:+.2f})"
                 cells[r["arch"]] = text
             cells["mean drop"] = mean_drop(drops, drops)
             rows[label], row_drops[label] = cells, drops
@@ -155,6 +163,18 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame) -> list[tup
                                                               if c in table.columns]
         tables.append(((dataset, ipc, protocol), table.reindex(columns=columns).fillna(MISSING)))
     return tables
+
+
+def same_seed_drop(accuracies: SeedAccuracies, key: tuple) -> float | None:
+    """ConvNet's mean accuracy minus this architecture's, both over the evaluation networks of the
+    distillation seeds the two share; None where they share none."""
+    here = accuracies.get(key, {})
+    convnet = accuracies.get((*key[:KEYS.index("arch")], CONVNET, *key[KEYS.index("arch") + 1:]), {})
+    shared = sorted(set(here) & set(convnet), key=str)
+    if not shared:
+        return None
+    return (statistics.fmean(a for seed in shared for a in convnet[seed])
+            - statistics.fmean(a for seed in shared for a in here[seed]))
 
 
 def mean_drop(drops: dict[str, float], archs: Iterable[str]) -> str:
