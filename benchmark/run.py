@@ -111,8 +111,14 @@ def parse_options(argv: list[str] | None) -> RunOptions:
                       shard=parse_shard(a.shard) if a.shard else None, backend_options=backend_options)
 
 
-def describe_plan(plan: Plan, ctx: RunContext, device: str) -> str:
-    """The plan, stage by stage: cells, cells already done, and the estimated device-hours left."""
+REFERENCE_THREADS = 2
+"""The cost model's reference device runs torch on both of its cores (:mod:`benchmark.cost_model`)."""
+
+
+def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFERENCE_THREADS) -> str:
+    """The plan, stage by stage: cells, cells already done, and the estimated device-hours left. A CPU run on
+    fewer threads than the reference says so: the estimate is for both cores, and this repository's records
+    run on one thread beside another job measured 2-8x it (``benchmarks/cost_model_check.py``, 2026-11-28)."""
     todo = plan.pending(ctx.store)
     left = estimate(todo)
     protocol = get_protocol(plan.grid.protocol)
@@ -137,6 +143,10 @@ def describe_plan(plan: Plan, ctx: RunContext, device: str) -> str:
     lines.append(f"  (an estimate {on}, from benchmark/cost_model.py; records keep the measured cost"
                  + (f"; uncalibrated methods costed like DM: {', '.join(sorted(uncalibrated))}" if uncalibrated else "")
                  + ")")
+    if device == "cpu" and threads < REFERENCE_THREADS:
+        lines.append(f"  (this run uses {threads} torch thread(s) of the reference's {REFERENCE_THREADS}: expect at "
+                     f"least {REFERENCE_THREADS / threads:g}x the estimate, more beside other jobs; "
+                     "python -m benchmarks.cost_model_check --results DIR measures the ratio on a store)")
     if plan.unsupported:
         lines.append(f"  not served ({len(plan.unsupported)}, skip_unsupported): " + "; ".join(plan.unsupported[:5])
                      + (" ..." if len(plan.unsupported) > 5 else ""))
@@ -176,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                          compile=options.compile,
                          command=command_line("benchmark.run", argv))
         device = options.data.device.split(":")[0]
+        described = describe_plan(plan, ctx, device, options.threads)
         if options.dry_run:
-            print(describe_plan(plan, ctx, device))
+            print(described)
             return 0
-        print(describe_plan(plan, ctx, device), flush=True)
+        print(described, flush=True)
         summary = run_plan(plan, ctx, options.backend, options.backend_options)
         print(f"\n{summary.line()}")
         if options.report:

@@ -53,6 +53,14 @@ def test_axis_flags_replace_the_grid(tmp_path, ci_grid, capsys):
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
 
 
+def test_a_dry_run_on_fewer_threads_than_the_reference_scales_its_expectation(tmp_path, ci_grid, capsys):
+    for threads, warned in (("1", True), ("2", False)):
+        assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "r"), "--device", "cpu", "--threads", threads,
+                   "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert ("1 torch thread(s) of the reference's 2: expect at least 2x the estimate" in out) is warned
+
+
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, ci_grid, monkeypatch, capsys):
     original = RandomCoreset.distill
 
