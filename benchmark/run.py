@@ -118,7 +118,8 @@ REFERENCE_THREADS = 2
 def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFERENCE_THREADS) -> str:
     """The plan, stage by stage: cells, cells already done, and the estimated device-hours left. A CPU run on
     fewer threads than the reference says so: the estimate is for both cores, and this repository's records
-    run on one thread beside another job measured 2-8x it (``benchmarks/cost_model_check.py``, 2026-11-28)."""
+    run on one thread, most beside another job, took 3.4x it in all (``benchmarks/cost_model_check.py``,
+    2026-11-28)."""
     todo = plan.pending(ctx.store)
     left = estimate(todo)
     protocol = get_protocol(plan.grid.protocol)
