@@ -170,7 +170,7 @@ def same_seed_drop(accuracies: SeedAccuracies, key: tuple) -> float | None:
     distillation seeds the two share; None where they share none."""
     here = accuracies.get(key, {})
     convnet = accuracies.get((*key[:KEYS.index("arch")], CONVNET, *key[KEYS.index("arch") + 1:]), {})
-    shared = sorted(set(here) & set(convnet), key=str)
+    shared = set(here) & set(convnet)
     if not shared:
         return None
     return (statistics.fmean(a for seed in shared for a in convnet[seed])
