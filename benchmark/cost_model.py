@@ -51,6 +51,7 @@ STEP_OVERHEAD = 5e-3
 BATCH = 256
 NOMINAL_IPC = 10  # the IPC at which a generator method's (IPC-free) distillation is costed
 GPU_SPEEDUP = 50.0  # assumption, see the module docstring
+REFERENCE_THREADS = 2  # the reference device's torch threads: both of its cores
 
 ARCH_FACTOR = {"alexnet": 1.9, "vgg11": 1.8, "vgg11_bn": 1.8, "resnet18": 6.3, "resnet18_bn": 6.3,
                "resnet18_ap": 6.3, "vit": 3.1, "mlp": 0.01}

@@ -23,7 +23,7 @@ import torch
 from benchmark.backends import BACKENDS, RunSummary, add_backend_arguments, backend_and_threads, backend_module
 from benchmark.cells import Plan, expand
 from benchmark.cli import comma_list, command_line, guarded
-from benchmark.cost_model import GPU_SPEEDUP, estimate, format_hours
+from benchmark.cost_model import GPU_SPEEDUP, REFERENCE_THREADS, estimate, format_hours
 from benchmark.cuda_graphs import CUDA_GRAPHS, graphs_on
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
@@ -109,10 +109,6 @@ def parse_options(argv: list[str] | None) -> RunOptions:
                       settings={"budget": a.budget, "protocol": a.protocol, "models": a.models},
                       dry_run=a.dry_run, progress=not a.no_progress, threads=threads, report=not a.no_report,
                       shard=parse_shard(a.shard) if a.shard else None, backend_options=backend_options)
-
-
-REFERENCE_THREADS = 2
-"""The cost model's reference device runs torch on both of its cores (:mod:`benchmark.cost_model`)."""
 
 
 def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFERENCE_THREADS) -> str:

@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 
 from benchmark.reports.frame import KEYS, method_label
+from benchmark.reports.stats import SeedAccuracies
 
 MISSING = "—"
 FAILED = "✗ failed"
 LEGEND = f"{MISSING}: not run yet; {FAILED}: the cell failed (see *Failed cells*)."
 CONVNET = "convnet"
-SeedAccuracies = dict[tuple, dict[object, list[float]]]
-"""Per summary key, each distillation seed's evaluation accuracies (:func:`.frame.accuracies_by_key`)."""
 
 
 def column_name(dataset: str, ipc: int) -> str:
@@ -118,7 +117,7 @@ def table_positions(summary: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame,
-                      accuracies: SeedAccuracies) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
+                      accuracies: dict[tuple, SeedAccuracies]) -> list[tuple[tuple[str, int, str], pd.DataFrame]]:
     """Per (dataset, IPC, protocol) evaluated on an architecture other than ConvNet: rows method, columns
     architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others. Where rows
     were evaluated on different sets of architectures their mean drops are not comparable (AlexNet costs
@@ -165,7 +164,7 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame,
     return tables
 
 
-def same_seed_drop(accuracies: SeedAccuracies, key: tuple) -> float | None:
+def same_seed_drop(accuracies: dict[tuple, SeedAccuracies], key: tuple) -> float | None:
     """ConvNet's mean accuracy minus this architecture's, both over the evaluation networks of the
     distillation seeds the two share; None where they share none."""
     here = accuracies.get(key, {})
