@@ -2,10 +2,11 @@
 
 ``benchmark/cost_model.py`` prices every cell in seconds on the reference device (this project's 2-core
 AMD EPYC, both threads). Every record keeps its measured wall time and the device and threads it ran on.
-This script rebuilds each recorded cell, estimates it, and prints measured / estimated per method and
-stage, so a wrong unit cost or a preset the model does not read shows up as a ratio far from 1 (a record
-run on one thread is expected near 2). Cached set-ups (an MTT buffer, a GAN) are paid by the first cell
-that needed them, so a stage's totals are compared with one set-up per (method, dataset, budget) added.
+This script rebuilds each recorded cell, estimates it, and prints measured / estimated per method, stage
+and evaluation architecture, so a wrong unit cost, architecture factor or a preset the model does not read
+shows up as a ratio far from 1 (a record run on one thread is expected near 2). Cached set-ups (an MTT
+buffer, a GAN) are paid by the first cell that needed them, so a stage's totals are compared with one
+set-up per (method, dataset, budget) added.
 
     python -m benchmarks.cost_model_check --results results            # CPU records
     python -m benchmarks.cost_model_check --results results --device cuda
@@ -62,17 +63,18 @@ def measured_rows(store: ResultsStore, device: str) -> list[dict[str, Any]]:
             except (KeyError, TypeError, ValueError):  # an older or foreign record layout
                 continue
             rows.append({"stage": stage, "method": config["method"], "dataset": config["dataset"],
+                         "arch": config.get("arch", "-") if stage == "eval" else "-",
                          "threads": threads_of(record), "cells": 1, "measured_s": float(cost["wall_seconds"]),
                          "estimated_s": estimate, "cell": cell})
     return rows
 
 
 def compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Totals per (stage, method, dataset, threads), each distillation group with its cached set-ups once."""
+    """Totals per (stage, method, dataset, arch, threads), each distillation group with its cached set-ups once."""
     groups: dict[tuple, dict[str, Any]] = defaultdict(lambda: {"cells": 0, "measured_s": 0.0, "estimated_s": 0.0})
     setups: dict[tuple, list[DistillCell]] = defaultdict(list)
     for row in rows:
-        key = (row["stage"], row["method"], row["dataset"], row["threads"])
+        key = (row["stage"], row["method"], row["dataset"], row["arch"], row["threads"])
         group = groups[key]
         group["cells"] += 1
         group["measured_s"] += row["measured_s"]
@@ -81,12 +83,12 @@ def compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
             setups[key].append(row["cell"])
     for key, cells in setups.items():
         groups[key]["estimated_s"] += sum(map(setup_seconds, setup_cells(cells)))
-    frame = pd.DataFrame([{"stage": k[0], "method": k[1], "dataset": k[2], "threads": k[3], **v}
+    frame = pd.DataFrame([{"stage": k[0], "method": k[1], "dataset": k[2], "arch": k[3], "threads": k[4], **v}
                           for k, v in groups.items()])
     if frame.empty:
         return frame
     frame["measured/estimated"] = frame["measured_s"] / frame["estimated_s"].where(frame["estimated_s"] > 0)
-    return frame.sort_values(["stage", "dataset", "method", "threads"]).reset_index(drop=True)
+    return frame.sort_values(["stage", "dataset", "method", "arch", "threads"]).reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> int:
