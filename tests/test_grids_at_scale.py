@@ -158,7 +158,7 @@ def test_cost_model_check_compares_every_recorded_cell_with_its_estimate(tmp_pat
     table = compare(rows)
     herding = table[(table["stage"] == "distill") & (table["method"] == "herding")].iloc[0]
     assert herding["cells"] == 2 and herding["threads"] == "1" and herding["measured/estimated"] > 0
-    assert sorted(table[table["stage"] == "eval"]["arch"]) == ["convnet", "convnet"]  # a column per eval arch
+    assert sorted(table[table["stage"] == "eval"]["arch"]) == ["convnet", "convnet"]  # evaluation groups name their architecture
     assert herding["arch"] == "-"
     capsys.readouterr()
     assert cost_model_check(["--results", str(results), "--min-seconds", "0"]) == 0
