@@ -27,6 +27,8 @@ from benchmark.cells import DistillCell, EvalCell
 from benchmark.cost_model import distill_seconds, eval_seconds, setup_cells, setup_seconds
 from benchmark.store import ResultsStore
 
+GROUP_BY = ("stage", "method", "dataset", "arch", "threads")  # one row of the report per distinct tuple
+
 
 def distill_cell(config: dict[str, Any]) -> DistillCell:
     return DistillCell(config["dataset"], config["method"], config["ipc"], config["budget"], config["seed"],
@@ -63,18 +65,18 @@ def measured_rows(store: ResultsStore, device: str) -> list[dict[str, Any]]:
             except (KeyError, TypeError, ValueError):  # an older or foreign record layout
                 continue
             rows.append({"stage": stage, "method": config["method"], "dataset": config["dataset"],
-                         "arch": config.get("arch", "-") if stage == "eval" else "-",
+                         "arch": config["arch"] if stage == "eval" else "-",
                          "threads": threads_of(record), "cells": 1, "measured_s": float(cost["wall_seconds"]),
                          "estimated_s": estimate, "cell": cell})
     return rows
 
 
 def compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Totals per (stage, method, dataset, arch, threads), each distillation group with its cached set-ups once."""
+    """Totals per ``GROUP_BY``, each distillation group with its cached set-ups once."""
     groups: dict[tuple, dict[str, Any]] = defaultdict(lambda: {"cells": 0, "measured_s": 0.0, "estimated_s": 0.0})
     setups: dict[tuple, list[DistillCell]] = defaultdict(list)
     for row in rows:
-        key = (row["stage"], row["method"], row["dataset"], row["arch"], row["threads"])
+        key = tuple(row[column] for column in GROUP_BY)
         group = groups[key]
         group["cells"] += 1
         group["measured_s"] += row["measured_s"]
@@ -83,8 +85,7 @@ def compare(rows: list[dict[str, Any]]) -> pd.DataFrame:
             setups[key].append(row["cell"])
     for key, cells in setups.items():
         groups[key]["estimated_s"] += sum(map(setup_seconds, setup_cells(cells)))
-    frame = pd.DataFrame([{"stage": k[0], "method": k[1], "dataset": k[2], "arch": k[3], "threads": k[4], **v}
-                          for k, v in groups.items()])
+    frame = pd.DataFrame([{**dict(zip(GROUP_BY, k, strict=True)), **v} for k, v in groups.items()])
     if frame.empty:
         return frame
     frame["measured/estimated"] = frame["measured_s"] / frame["estimated_s"].where(frame["estimated_s"] > 0)
