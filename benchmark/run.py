@@ -144,6 +144,9 @@ def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFER
         lines.append(f"  (this run uses {threads} torch thread(s) of the reference's {REFERENCE_THREADS}: expect at "
                      f"least {REFERENCE_THREADS / threads:g}x the estimate, more beside other jobs; "
                      "python -m benchmarks.cost_model_check --results DIR measures the ratio on a store)")
+    if device == "cpu" and plan.grid.budget == "paper" and todo.distill_cells:
+        lines.append("  (budget paper is the references' full length, sized for a GPU: on a CPU, --budget cpu-small "
+                     "runs the documented reduced presets)")
     if plan.unsupported:
         lines.append(f"  not served ({len(plan.unsupported)}, skip_unsupported): " + "; ".join(plan.unsupported[:5])
                      + (" ..." if len(plan.unsupported) > 5 else ""))

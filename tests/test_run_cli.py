@@ -61,6 +61,16 @@ def test_a_dry_run_on_fewer_threads_than_the_reference_scales_its_expectation(tm
         assert ("1 torch thread(s) of the reference's 2: expect at least 2x the estimate" in out) is warned
 
 
+def test_a_cpu_dry_run_of_the_paper_budget_points_at_the_cpu_presets(tmp_path, ci_grid, capsys):
+    """A grid whose default is the GPU-length ``paper`` budget is a day-long run on a CPU: the plan says so."""
+    for budget, warned in (("paper", True), ("cpu-small", False)):
+        assert run("--grid", str(ci_grid()), "--results", str(tmp_path / "r"), "--device", "cpu", "--budget", budget,
+                   "--dry-run") == 0
+        out = capsys.readouterr().out
+        assert f"budget={budget}" in out
+        assert ("budget paper is the references' full length" in out) is warned
+
+
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, ci_grid, monkeypatch, capsys):
     original = RandomCoreset.distill
 
