@@ -34,7 +34,9 @@ from benchmark.seeding import generator as seeded_generator
 
 ENTRY_POINT_GROUP = "d2m_bench.distillers"
 BUILTIN_METHOD_PACKAGES = ("baselines", "d2m")
-BUDGET_PRESETS = ("paper", "cpu-small")
+PAPER_BUDGET = "paper"
+"""The references' full-length budget preset, sized for a GPU (also ``benchmark.grid.Grid``'s default budget)."""
+BUDGET_PRESETS = (PAPER_BUDGET, "cpu-small")
 
 
 class NeedsRedistillation(BenchmarkError):

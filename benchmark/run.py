@@ -27,6 +27,7 @@ from benchmark.cost_model import GPU_SPEEDUP, REFERENCE_THREADS, estimate, forma
 from benchmark.cuda_graphs import CUDA_GRAPHS, graphs_on
 from benchmark.data import DataOptions
 from benchmark.devices import resolve_device
+from benchmark.distiller import PAPER_BUDGET
 from benchmark.ensemble import SEEDS_TOGETHER
 from benchmark.fast_embedding import AUTO_MIN_ITERATIONS, COMPILE, compile_wanted
 from benchmark.grid import load_grid
@@ -144,7 +145,7 @@ def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFER
         lines.append(f"  (this run uses {threads} torch thread(s) of the reference's {REFERENCE_THREADS}: expect at "
                      f"least {REFERENCE_THREADS / threads:g}x the estimate, more beside other jobs; "
                      "python -m benchmarks.cost_model_check --results DIR measures the ratio on a store)")
-    if device == "cpu" and plan.grid.budget == "paper" and todo.distill_cells:
+    if device == "cpu" and plan.grid.budget == PAPER_BUDGET and todo.distill_cells:
         lines.append("  (budget paper is the references' full length, sized for a GPU: on a CPU, --budget cpu-small "
                      "runs the documented reduced presets)")
     if plan.unsupported:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.data import DataOptions
 from benchmark.data.validation import is_validation
-from benchmark.distiller import ablations
+from benchmark.distiller import PAPER_BUDGET, ablations
 from benchmark.reports import nas, plots, sensitivity, serving_cost, stats
 from benchmark.reports.frame import (
     accuracies_by_key,
@@ -28,8 +28,6 @@ from benchmark.reports.images import synthetic_set_grids
 from benchmark.reports.plots import Figure
 from benchmark.reports.tables import cross_arch_tables
 from benchmark.store import ResultsStore
-
-PAPER_BUDGET = "paper"
 
 
 @dataclass
