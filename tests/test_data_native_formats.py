@@ -174,6 +174,8 @@ def test_missing_dataset_names_the_expected_path(tmp_path, name, expected):
     with pytest.raises(BenchmarkError) as info:
         load_dataset(name, opts(tmp_path / "nowhere"))
     assert expected in str(info.value) and "\n" not in str(info.value)
+    offline_copy = f"{name}.npz in" in str(info.value)
+    assert offline_copy == (name in ("mnist", "cifar10", "svhn")) == (SHARED_DATA_ENV in str(info.value))
 
 
 def test_unknown_dataset_and_prefix():

@@ -18,7 +18,7 @@ from benchmark.data import image_files, native
 from benchmark.data.digits import load_digits_split
 from benchmark.data.images import InMemoryImages, LabelledImages
 from benchmark.data.registry import DataOptions, DatasetEntry, register_dataset, register_dynamic_source
-from benchmark.data.shared_npz import find_shared_npz, read_npz_split, shared_data_dirs
+from benchmark.data.shared_npz import SHARED_DATA_ENV, find_shared_npz, read_npz_split, shared_data_dirs
 from benchmark.data.spec import DatasetSpec
 from benchmark.data.streaming import StreamingImages
 from benchmark.errors import BenchmarkError
@@ -48,7 +48,8 @@ def in_memory(split: tuple, spec: DatasetSpec, source: str) -> tuple[LabelledIma
 
 
 def missing(spec: DatasetSpec, expected: Path | str, how: str) -> BenchmarkError:
-    shared = f" or {spec.name}.npz in {shared_data_dirs()[0]}" if spec.family in ("mnist", "cifar") else ""
+    shared = (f" or {spec.name}.npz in {shared_data_dirs()[0]} (${SHARED_DATA_ENV} moves that folder)"
+              if spec.family in ("mnist", "cifar") else "")
     return BenchmarkError(f"dataset {spec.name} not found: expected {expected}{shared}; {how}")
 
 
