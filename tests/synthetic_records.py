@@ -41,14 +41,15 @@ class StoreBuilder:
 
     def evaluate(self, distill_key: str, ipc: int | None, accuracies: list[float], arch: str = "convnet",
                  protocol_name: str = "smoke", sample_seconds: float = 0.0, stage: str = "eval",
-                 extra_config: dict | None = None) -> str:
+                 extra_config: dict | None = None, final_train_loss: list[float] | None = None) -> str:
         distill = self.store.read_record("distill", distill_key)["config"]
         config = {"stage": stage, "distill_key": distill_key, "dataset": distill["dataset"],
                   "method": distill["method"], "ipc": ipc, "arch": arch, "protocol": protocol(protocol_name),
                   "sample_seed": distill["seed"], **(extra_config or {})}
         key = config_key(config)
         self.store.write_record(stage, key, {
-            "key": key, "stage": stage, "status": "ok", "config": config, "result": {"accuracies": accuracies},
+            "key": key, "stage": stage, "status": "ok", "config": config,
+            "result": {"accuracies": accuracies, **({"final_train_loss": final_train_loss} if final_train_loss else {})},
             "cost": {"wall_seconds": 2.0, "sample_seconds": sample_seconds, "device": "cpu"},
             "provenance": PROVENANCE})
         return key

@@ -328,6 +328,22 @@ def test_an_evaluation_from_before_checksums_of_a_since_regenerated_distillation
     assert "read an earlier artifact" not in text
 
 
+def test_evaluations_that_did_not_fit_their_set_are_counted_per_architecture_and_protocol(builder):
+    """A set's networks that end far above a fitted loss (the reduced protocol's ViT) are named per architecture
+    and protocol; fitted networks, records without losses and `full` (a few epochs over the whole split) are not."""
+    random10, dm10 = builder.distill("random", 10), builder.distill("dm", 10)
+    builder.evaluate(random10, 10, [90.0], final_train_loss=[0.02, 0.19])  # fitted
+    builder.evaluate(random10, 10, [60.0], arch="vit", final_train_loss=[0.18, 1.71])  # mean 0.945
+    builder.evaluate(dm10, 10, [61.0], arch="vit", final_train_loss=[0.3, 0.5])  # mean 0.4: fitted enough
+    builder.evaluate(dm10, 10, [70.0], arch="mlp")  # no loss recorded
+    builder.evaluate(builder.distill("full", None, serves_any=True), 10, [99.0], final_train_loss=[1.2])
+    text = leaderboard.write_reports(builder.store.root)
+    assert ("⚠ UNDER-TRAINED: evaluations whose networks ended with a training loss above 0.5 on their own set "
+            "(mean last-epoch loss), so their accuracy reflects the protocol's length as much as the set: "
+            "vit under `smoke` 1 of 2.") in text
+    assert text.count("UNDER-TRAINED") == 1
+
+
 def test_distillations_that_may_start_from_different_generators_are_warned(builder):
     """A generator cache entry trained twice (or cited with two checksums) is named: rows comparing the
     methods that started from it may compare two generators."""
