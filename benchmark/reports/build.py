@@ -103,8 +103,8 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame
 
 UNDERFIT_LOSS = 0.5
 """Mean last-epoch training loss (cross-entropy on one augmented batch of the set) above which a set's networks
-count as not having fitted it: a ConvNet on an IPC-10 set ends at 0.003–0.19 under the `reduced` protocol, a
-ViT at 0.9–1.7 (``experiments/cross-arch-evidence.md``); ``e^-0.5`` is 0.61 on the right class."""
+count as not having fitted it: one ConvNet on an IPC-10 set ends at 0.003–0.19 under the `reduced` protocol, one
+ViT mostly at 0.8–1.7 (``experiments/cross-arch-evidence.md``); ``e^-0.5`` is 0.61 on the right class."""
 
 
 def under_trained(frame: pd.DataFrame) -> list[str]:
