@@ -111,7 +111,7 @@ def under_trained(frame: pd.DataFrame) -> list[str]:
     """One warning naming, per architecture and protocol, how many evaluations ended without fitting their
     training set: their accuracy measures the protocol's length as much as the set (``full`` is left out: a few
     epochs over the whole training split are not expected to fit it)."""
-    if frame.empty or "final_train_loss" not in frame:
+    if frame.empty:
         return []
     sets = frame[(frame["method"] != stats.UPPER_BOUND) & frame["final_train_loss"].notna()]
     table = (sets.assign(unfit=sets["final_train_loss"] > UNDERFIT_LOSS)

@@ -190,14 +190,15 @@ def eval_row(r: dict, distills: dict[str, dict]) -> dict:
         "distill_peak_memory": d.get("peak_memory_bytes"), "storage_bytes": d.get("storage_bytes"),
         "serves_any_ipc": d.get("serves_any_ipc"), "sample_seconds": cost.get("sample_seconds"),
         "eval_seconds": cost.get("wall_seconds"), "device": cost.get("device"), "commit": commit_of(r),
-        "final_train_loss": mean_or_none(r["result"].get("final_train_loss")),
+        "final_train_loss": mean_or_none(pd.Series(r["result"].get("final_train_loss") or [], dtype=float)),
         "earlier_artifact": bool(read and current and read != current),  # its distillation was regenerated since
         "unknown_artifact": not read and read_before_regeneration(r.get("finished"), d),  # no checksum to compare
     }
 
 
-def mean_or_none(values: list[float] | None) -> float | None:
-    return sum(values) / len(values) if values else None
+def mean_or_none(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return float(values.mean()) if len(values) else None
 
 
 def from_scratch_seconds(distillation: dict) -> float | None:

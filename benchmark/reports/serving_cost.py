@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.reports.frame import joined
+from benchmark.reports.frame import joined, mean_or_none
 
 SERVING_IPCS = (1, 10, 50)
 REFERENCE = "d2m"
 COLUMNS = ["dataset", "method", "variant", "kind", "budget", "device", "distillations", "stage_seconds",
            "distill_seconds", "sample_seconds", "total_seconds", "peak_memory_bytes", "storage_bytes", "missing",
            "commits", "time_vs_ref", "storage_vs_ref"]
-
-
-def mean_or_none(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return float(values.mean()) if len(values) else None
 
 
 def serving_cost(distills: pd.DataFrame, evals: pd.DataFrame, ipcs: tuple[int, ...]) -> dict:
