@@ -35,8 +35,6 @@ the dataset normalisation to [−1, 1] images. The GAN sees real images mapped t
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -49,7 +47,7 @@ from torch import Tensor
 
 from baselines.dim_gan import DiMCritic, DiMGenerator, gan_step, seed_size
 from benchmark.augment import diffaug, strategy_for
-from benchmark.checkpoints import load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_or_build
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.distiller import (
@@ -160,36 +158,35 @@ def pretrained_gan(task: DistillTask, hp: DiMHparams) -> tuple[dict[str, Any], d
     """The conditional GAN of ``gen_condense.py`` (states of both networks and optimizers), cached."""
     train, spec, device = task.train, task.spec, task.device
     steps = task.budget.cap(hp.gan_epochs * (len(train) // hp.gan_batch))
-    key = json.dumps({"spec": spec.summary(), "n": len(train), "steps": steps,
-                      **{k: getattr(hp, k) for k in GAN_KEYS}}, sort_keys=True)
-    safe_name = spec.name.replace(":", "_").replace("/", "_")
-    path = task.cache_dir / "dim_gan" / f"{safe_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
-    saved = load_checked(path, "cpu", "DiM GAN cache")
-    if saved is not None:
-        return saved, {"cache": str(path), "built_now": False, "steps": steps, "seconds": saved["seconds"],
-                       "first_loss": saved["loss_log"][0][1], "last_loss": saved["loss_log"][-1][1]}
-    if hp.require_cache:
-        raise BenchmarkError(f"DiM GAN cache {path} is missing or corrupt and require_cache is set; run once without "
-                             "it to build it")
-    gen, critic = build_gan(spec, hp, device)
-    opt_g, opt_d = adam(gen.parameters(), hp.gan_lr, hp), adam(critic.parameters(), hp.gan_lr, hp)
-    rng = generator(hp.gan_seed, "dim-gan-noise", device=device)
-    start = time.perf_counter()
-
-    def step(it: int) -> float:
-        idx = epoch_batch(train, hp.gan_batch, it, hp.gan_seed, "dim-gan-batches")
-        real = to_gan_space(train.images_at(idx).to(device), spec)
-        return gan_step(gen, critic, opt_g, opt_d, real, train.labels[idx].to(device), rng, hp.gp_weight).critic
-
+    path = cache_entry(task.cache_dir, "dim_gan", spec,
+                       {"n": len(train), "steps": steps, **{k: getattr(hp, k) for k in GAN_KEYS}})
     work = path.parent / f"{path.stem}-work"
-    report = run_iterations(steps, step, {"gen": gen, "critic": critic, "opt_g": opt_g, "opt_d": opt_d, "rng": rng},
-                            work, checkpoint_every=hp.checkpoint_every, progress=task.progress, desc="dim gan")
-    state = {"generator": gen.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
-             "opt_d": opt_d.state_dict(), "seconds": time.perf_counter() - start, "loss_log": report.losses}
-    save_checked(state, path)
-    shutil.rmtree(work, ignore_errors=True)
-    return state, {"cache": str(path), "built_now": True, "steps": steps, "seconds": round(state["seconds"], 3),
-                   "first_loss": report.first_loss, "last_loss": report.last_loss}
+
+    def train_gan() -> dict[str, Any]:
+        if hp.require_cache:
+            raise BenchmarkError(f"DiM GAN cache {path} is missing or corrupt and require_cache is set; run once "
+                                 "without it to build it")
+        gen, critic = build_gan(spec, hp, device)
+        opt_g, opt_d = adam(gen.parameters(), hp.gan_lr, hp), adam(critic.parameters(), hp.gan_lr, hp)
+        rng = generator(hp.gan_seed, "dim-gan-noise", device=device)
+        start = time.perf_counter()
+
+        def step(it: int) -> float:
+            idx = epoch_batch(train, hp.gan_batch, it, hp.gan_seed, "dim-gan-batches")
+            real = to_gan_space(train.images_at(idx).to(device), spec)
+            return gan_step(gen, critic, opt_g, opt_d, real, train.labels[idx].to(device), rng, hp.gp_weight).critic
+
+        report = run_iterations(steps, step, {"gen": gen, "critic": critic, "opt_g": opt_g, "opt_d": opt_d,
+                                              "rng": rng},
+                                work, checkpoint_every=hp.checkpoint_every, progress=task.progress, desc="dim gan")
+        return {"generator": gen.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(), "seconds": time.perf_counter() - start, "loss_log": report.losses}
+
+    state, built_now = load_or_build(path, train_gan, "cpu", "DiM GAN cache")
+    if built_now:
+        shutil.rmtree(work, ignore_errors=True)
+    return state, {"cache": str(path), "built_now": built_now, "steps": steps, "seconds": round(state["seconds"], 3),
+                   "first_loss": state["loss_log"][0][1], "last_loss": state["loss_log"][-1][1]}
 
 
 def pool_recipe(arch: str, hp: DiMHparams, spec: DatasetSpec, batches: int) -> TrainingRecipe:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.checkpoints import cache_entry, load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_or_build
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.models import build_model
@@ -55,15 +55,12 @@ def train_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, see
 def trained_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int, device: torch.device,
                         cache_dir: Path) -> nn.Module:
     """The cached network if present and intact, else a freshly trained one (saved for the next call)."""
-    path = cache_path(cache_dir, spec, len(train), epochs, seed)
-    state = load_checked(path, device, "feature-net cache")
-    if state is not None:
-        net = build_model(FEATURE_ARCH, spec, device=device)
-        net.load_state_dict(state)
-        return net.eval()
-    net = train_feature_net(train, spec, epochs, seed, device)
-    save_checked(net.state_dict(), path)
-    return net
+    state, _ = load_or_build(cache_path(cache_dir, spec, len(train), epochs, seed),
+                             lambda: train_feature_net(train, spec, epochs, seed, device).state_dict(),
+                             device, "feature-net cache")
+    net = build_model(FEATURE_ARCH, spec, device=device)
+    net.load_state_dict(state)
+    return net.eval()
 
 
 def training_split_embeddings(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int,

@@ -2,16 +2,21 @@
 
 A file ``x.pt`` is written beside ``x.pt.sha256``; :func:`load_checked` returns ``None`` (and says why)
 when either is missing or they disagree, so a truncated or corrupted cache entry is recomputed instead of
-crashing a grid or, worse, being used.
+crashing a grid or, worse, being used. :func:`load_or_build` builds a missing entry under a lock beside it,
+so concurrent cells that need the same entry (Ray workers, SLURM array tasks, two shells on one store) pay
+for it once: the others wait, then load it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +80,47 @@ def load_checked(path: Path, map_location: torch.device | str = "cpu", what: str
     except Exception as e:  # a file with the right checksum that still does not load is equally unusable
         print(f"{what} {path} does not load ({type(e).__name__}); recomputing it", file=sys.stderr)
         return None
+
+
+@contextmanager
+def file_lock(path: Path, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path``; yields False at once if another live process holds it (unless
+    ``wait``: then ``on_wait`` is called and the lock awaited). The kernel releases it when its holder dies,
+    even by ``kill -9``. Where the file system offers no ``flock`` it yields True unlocked: every file here is
+    written atomically, so the lock only saves repeated work, never correctness."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield True
+    finally:
+        os.close(fd)
+
+
+def load_or_build(path: Path, build: Callable[[], Any], map_location: torch.device | str = "cpu",
+                  what: str = "cache file") -> tuple[Any, bool]:
+    """The object cached at ``path`` if intact, else ``build()``'s, saved there; and whether it was built now.
+
+    Both happen under ``path``'s lock (``<name>.lock`` beside it): a process that finds another building the
+    entry waits and then loads it, and if the builder died, the next holder builds it (a build that
+    checkpoints itself resumes)."""
+    def say_waiting() -> None:
+        print(f"{what} {path} is being built by another process; waiting for it", file=sys.stderr)
+
+    with file_lock(path.with_name(f"{path.name}.lock"), on_wait=say_waiting):
+        saved = load_checked(path, map_location, what)
+        if saved is not None:
+            return saved, False
+        built = build()
+        save_checked(built, path)
+        return built, True

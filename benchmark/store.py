@@ -6,7 +6,8 @@ Layout under the results directory::
     records/eval/<key>.json      a finished evaluation (config, accuracies, cost, provenance)
     failures/<key>.json          the last failure of a cell (removed when the cell later succeeds)
     artifacts/<key>/             what a distillation produced (``artifact.json`` + the method's files)
-    cache/                       reusable intermediate products (feature nets, pre-trained generators, ...)
+    cache/                       reusable intermediate products (feature nets, pre-trained generators, ...),
+                                 each built once under a lock beside it (:func:`benchmark.checkpoints.load_or_build`)
     work/<key>/                  checkpoints of a distillation in progress (resume after a kill)
     locks/<key>.lock             advisory locks: the cell is being computed by a live process
     logs/                        SLURM job output and Ray Tune experiment state
@@ -30,7 +31,6 @@ process dies, even by ``kill -9``). Where the file system offers no ``flock``, c
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmark.checkpoints import file_lock
 from benchmark.distiller import Artifact, LoadContext, artifact_class, artifact_class_path
 from benchmark.errors import BenchmarkError
 
@@ -150,20 +151,8 @@ class ResultsStore:
     @contextmanager
     def claim(self, key: str, wait: bool = False) -> Iterator[bool]:
         """Hold the cell's lock; yields False at once if another live process holds it (unless ``wait``)."""
-        path = self.root / "locks" / f"{key}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            except OSError:  # no flock on this file system: atomic, idempotent records still keep it correct
-                pass
-            yield True
-        finally:
-            os.close(fd)
+        with file_lock(self.root / "locks" / f"{key}.lock", wait) as mine:
+            yield mine
 
     # --- artifacts ------------------------------------------------------------------------------------
     def artifact_dir(self, key: str) -> Path:

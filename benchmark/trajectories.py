@@ -17,6 +17,7 @@ stage's full cost even when it only reused it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from benchmark.augment import diffaug, dsa
 from benchmark.blocking import backward_in_pieces
-from benchmark.checkpoints import cache_entry, load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_or_build
 from benchmark.data.images import LabelledImages
 from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.matching import mixes_batch
@@ -143,20 +144,21 @@ def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: in
     ``keep`` trims each loaded trajectory to its first snapshots, so a method holds only what it uses."""
     folder = trajectory_dir(cache_dir, train, recipe, kind)
     trajectories, built, seconds_now = [], 0, 0.0
+
+    def build(index: int, path: Path) -> dict[str, Any]:
+        if require:
+            raise BenchmarkError(f"{kind} {path} is missing or corrupt and a ready cache was required; run once "
+                                 "without requiring it to build it")
+        log(f"{kind}: training {recipe.arch} trajectory {index + 1} of {count} into {folder}")
+        made = train_trajectory(train, recipe, derive_seed(folder.name, index), device)
+        return {"steps": list(made.steps), "snapshots": made.snapshots, "seconds": made.seconds}
+
     for index in range(count):
         path = folder / f"{index:04d}.pt"
-        saved = load_checked(path, "cpu", f"{kind} cache")
-        if saved is None:
-            if require:
-                raise BenchmarkError(f"{kind} {path} is missing or corrupt and a ready cache was required; run once "
-                                     "without requiring it to build it")
-            log(f"{kind}: training {recipe.arch} trajectory {index + 1} of {count} into {folder}")
-            trajectory = train_trajectory(train, recipe, derive_seed(folder.name, index), device)
-            save_checked({"steps": list(trajectory.steps), "snapshots": trajectory.snapshots,
-                          "seconds": trajectory.seconds}, path)
+        saved, built_now = load_or_build(path, functools.partial(build, index, path), "cpu", f"{kind} cache")
+        trajectory = Trajectory(tuple(saved["steps"]), saved["snapshots"], float(saved["seconds"]))
+        if built_now:
             built, seconds_now = built + 1, seconds_now + trajectory.seconds
-        else:
-            trajectory = Trajectory(tuple(saved["steps"]), saved["snapshots"], float(saved["seconds"]))
         trajectories.append(trajectory if keep is None else trajectory.trimmed(keep))
     report = {"cache": str(folder), "trajectories": count, "built_now": built, "reused": count - built,
               "build_seconds_now": round(seconds_now, 3),

@@ -22,7 +22,7 @@ import torch
 from kornia.enhance import linear_transform, zca_mean
 from torch import Tensor
 
-from benchmark.checkpoints import cache_entry, load_checked, save_checked
+from benchmark.checkpoints import cache_entry, load_or_build
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, invalid_value
@@ -82,15 +82,14 @@ def dataset_zca(train: LabelledImages, eps: float, cache_dir: Path, device: torc
     """The whitening fitted on the whole of ``train``, from the cache when an intact fit is there."""
     spec = train.spec
     check_zca(spec, eps)
-    path = _cache_path(cache_dir, spec, len(train), eps)
-    state = load_checked(path, device, "ZCA cache")
-    if state is not None:
-        return ZCA(state["mean"], state["transform"], state["channel_mean"], state["channel_std"], state["eps"])
-    index = torch.arange(len(train), device=train.labels.device)
-    images = torch.cat([train.images_at(index[i : i + FIT_BATCH]).to(device) for i in range(0, len(train), FIT_BATCH)])
-    zca = fit_zca(images, spec, eps)
-    save_checked(zca.state(), path)
-    return zca
+    def fit() -> dict[str, Tensor | float]:
+        index = torch.arange(len(train), device=train.labels.device)
+        images = torch.cat([train.images_at(index[i : i + FIT_BATCH]).to(device)
+                            for i in range(0, len(train), FIT_BATCH)])
+        return fit_zca(images, spec, eps).state()
+
+    state, _ = load_or_build(_cache_path(cache_dir, spec, len(train), eps), fit, device, "ZCA cache")
+    return ZCA(state["mean"], state["transform"], state["channel_mean"], state["channel_std"], state["eps"])
 
 
 class WhitenedImages(LabelledImages):

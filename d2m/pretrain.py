@@ -10,10 +10,11 @@ the labels of a real batch (the data's class frequencies).
 The result is cached under ``task.cache_dir/d2m_generators/`` keyed by the dataset (spec summary and
 training-set size) and a hash of the pre-training configuration, which includes its own **fixed seed**
 (not the distillation seed): every seed of a grid, and ``d2m``, ``d2m-gen``, ``d2m-em`` and ``d2m-pm``,
-share one pre-trained generator and pay for it once. The cache entry keeps what the training cost
-(seconds, iterations) so each artifact records it separately from its own distillation. A corrupt entry
-fails its checksum and is retrained (:func:`benchmark.checkpoints.load_checked` says so); a killed
-pre-training resumes from its last checkpoint.
+share one pre-trained generator and pay for it once, also when they run at once (the first trains it
+under a lock, the others wait: :func:`benchmark.checkpoints.load_or_build`). The cache entry keeps what the
+training cost (seconds, iterations) so each artifact records it separately from its own distillation. A
+corrupt entry fails its checksum and is retrained (:func:`benchmark.checkpoints.load_checked` says so); a
+killed pre-training resumes from its last checkpoint.
 
 ``generator_weights`` loads a user-supplied file instead: one written by :func:`save_generator` (a D2M
 artifact's ``generator.pt`` or a cache entry), or a bare state dict of this architecture. BigGAN-PyTorch
@@ -32,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.checkpoints import cache_entry, checked_digest, load_checked, save_checked
+from benchmark.checkpoints import cache_entry, checked_digest, load_or_build, save_checked
 from benchmark.data.images import LabelledImages
 from benchmark.data.spec import DatasetSpec
 from benchmark.errors import BenchmarkError, first_line, invalid_value
@@ -66,9 +67,14 @@ class StartingGenerator:
     provenance: dict[str, Any]
 
 
+def generator_file(net: Generator, extra: dict | None = None) -> dict[str, Any]:
+    """What a generator file holds: the architecture and weights (what ``generator_weights`` reads)."""
+    return {"config": net.config.as_dict(), "state": net.state_dict(), **(extra or {})}
+
+
 def save_generator(net: Generator, path: Path, extra: dict | None = None) -> None:
-    """Checksummed file with the generator's architecture and weights (what ``generator_weights`` reads)."""
-    save_checked({"config": net.config.as_dict(), "state": net.state_dict(), **(extra or {})}, path)
+    """Checksummed generator file (a D2M artifact's ``generator.pt``)."""
+    save_checked(generator_file(net, extra), path)
 
 
 def cache_path(cache_dir: Path, spec: DatasetSpec, train_size: int, config: PretrainConfig) -> Path:
@@ -128,26 +134,28 @@ def pretrained_generator(train: LabelledImages, spec: DatasetSpec, config: Pretr
                          log: Callable[[str], None] = lambda message: None) -> StartingGenerator:
     """The cached pre-trained generator for (data, config), training and caching it first if needed."""
     path = cache_path(cache_dir, spec, len(train), config)
-    cached = load_checked(path, device, "d2m pre-trained generator cache")
-    if cached is not None:
-        net = build_generator(GeneratorConfig.for_spec(spec, config.width), seed=0, device=device)
-        net.load_state_dict(cached["state"])
-        log(f"d2m: pre-trained generator from cache {path}")
-        return StartingGenerator(net, {**cached["cost"], "source": "cache", "cache_file": path.name,
-                                       "sha256": checked_digest(path)})
-    log(f"d2m: pre-training the generator on {spec.name} for {config.iterations} iterations")
     work_dir = path.with_suffix(".work")
-    start = time.perf_counter()
-    net, loop = train_gan(train, spec, config, device, work_dir, progress)
-    # on a CPU the GAN's float sums split by thread, so the same config gives another generator on another
-    # thread count (digits cpu-small: last loss 1.4203 on 2 threads, 1.8094 on 1); the cache keeps which
-    cost = {"seconds": round(time.perf_counter() - start, 3), "iterations": loop["iterations"],
-            "resumed_from": loop["resumed_from"], "last_loss": loop["last_loss"], "config": asdict(config),
-            "made_on": {"device": device.type, "threads": torch.get_num_threads()}}
-    save_generator(net, path, {"cost": cost})
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return StartingGenerator(net, {**cost, "source": "trained", "cache_file": path.name,
-                                   "sha256": checked_digest(path)})
+
+    def pretrain() -> dict[str, Any]:
+        log(f"d2m: pre-training the generator on {spec.name} for {config.iterations} iterations")
+        start = time.perf_counter()
+        net, loop = train_gan(train, spec, config, device, work_dir, progress)
+        # on a CPU the GAN's float sums split by thread, so the same config gives another generator on another
+        # thread count (digits cpu-small: last loss 1.4203 on 2 threads, 1.8094 on 1); the cache keeps which
+        cost = {"seconds": round(time.perf_counter() - start, 3), "iterations": loop["iterations"],
+                "resumed_from": loop["resumed_from"], "last_loss": loop["last_loss"], "config": asdict(config),
+                "made_on": {"device": device.type, "threads": torch.get_num_threads()}}
+        return generator_file(net, {"cost": cost})
+
+    saved, trained_now = load_or_build(path, pretrain, device, "d2m pre-trained generator cache")
+    if trained_now:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    else:
+        log(f"d2m: pre-trained generator from cache {path}")
+    net = build_generator(GeneratorConfig.for_spec(spec, config.width), seed=0, device=device)
+    net.load_state_dict(saved["state"])
+    return StartingGenerator(net, {**saved["cost"], "source": "trained" if trained_now else "cache",
+                                   "cache_file": path.name, "sha256": checked_digest(path)})
 
 
 def load_generator_weights(path: str, spec: DatasetSpec, width: int, device: torch.device) -> StartingGenerator:

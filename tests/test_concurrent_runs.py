@@ -3,11 +3,14 @@
 import dataclasses
 import json
 import threading
+import time
 
+import pytest
 import torch
 
 from benchmark.backends import local
 from benchmark.cells import expand
+from benchmark.checkpoints import load_or_build
 from benchmark.distiller import PixelArtifact, SyntheticSet
 from benchmark.grid import load_grid
 from benchmark.runner import RunContext, run_cell
@@ -32,6 +35,40 @@ def test_run_cell_is_busy_while_another_process_holds_the_cell(tmp_path):
     with ctx.store.claim(cell.key):
         assert run_cell(cell, ctx).status == "busy"
     assert not ctx.store.has("distill", cell.key) and ctx.store.failures() == []
+
+
+def test_a_cache_entry_needed_by_two_runs_at_once_is_built_once(tmp_path, capsys):
+    """The second caller waits for the first one's build and loads it (threads stand in for processes: each
+    call opens the lock file itself, and ``flock`` excludes open files, not processes)."""
+    path, building, builds, first = tmp_path / "cache" / "entry.pt", threading.Event(), [], {}
+
+    def slow_build():
+        builds.append("first")
+        building.set()
+        time.sleep(0.5)
+        return {"x": torch.arange(3)}
+
+    thread = threading.Thread(target=lambda: first.update(result=load_or_build(path, slow_build)))
+    thread.start()
+    assert building.wait(10)
+    second = load_or_build(path, lambda: builds.append("second") or {"x": torch.zeros(3)})
+    thread.join()
+    assert builds == ["first"] and first["result"][1] is True and second[1] is False
+    assert torch.equal(second[0]["x"], torch.arange(3))
+    assert "being built by another process; waiting for it" in capsys.readouterr().err
+
+
+def test_a_build_that_fails_leaves_the_cache_entry_to_the_next_caller(tmp_path):
+    path = tmp_path / "entry.pt"
+
+    def crash():
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        load_or_build(path, crash)
+    assert not path.exists()
+    assert load_or_build(path, lambda: {"x": 1}) == ({"x": 1}, True)
+    assert load_or_build(path, crash) == ({"x": 1}, False)
 
 
 def test_a_late_failure_of_a_cell_that_has_a_record_is_not_kept_or_listed(tmp_path):

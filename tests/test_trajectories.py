@@ -1,5 +1,7 @@
 """Cached training trajectories (MTT's expert buffer, DiM's pool): snapshots, reuse, rebuild, required caches."""
 
+import threading
+
 import pytest
 import torch
 
@@ -90,3 +92,23 @@ def test_bad_recipes_are_one_line_errors():
     with pytest.raises(BenchmarkError, match="augment_mode"):
         TrainingRecipe("convnet", 0.01, 0.0, 0.0, 16, "none", snapshot_steps=(0,), augment_mode="mixup")
     assert isinstance(Trajectory((0,), {}, 0.0), Trajectory)
+
+
+def test_two_runs_building_one_buffer_at_once_share_the_work(tmp_path):
+    """Each trajectory is built under its own lock, so two runs that need the same buffer split it instead of
+    each training all of it, and both end with the same trajectories."""
+    train, cpu, reports = tiny_digits(), torch.device("cpu"), []
+
+    def run():
+        trajectories, report = cached_trajectories(train, RECIPE, 4, tmp_path, cpu, kind="buffers")
+        reports.append((trajectories, report))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(report["built_now"] for _, report in reports) == 4
+    (mine, _), (theirs, _) = reports
+    for a, b in zip(mine, theirs, strict=True):
+        assert a.steps == b.steps and all(torch.equal(a.snapshots[k], b.snapshots[k]) for k in a.snapshots)

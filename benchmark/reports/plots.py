@@ -113,7 +113,9 @@ def accuracy_vs_cost(summary: pd.DataFrame, costs: pd.DataFrame, out_dir: Path) 
             front = pareto_front(list(zip(at["total_seconds"], at["mean"], strict=True)))
             ax.step([c for c, _ in front], [a for _, a in front], where="post", color="grey", linestyle=":",
                     label="Pareto front")
-            ax.set(xscale="log", xlabel="total time to serve every IPC (s)", ylabel=accuracy_axis(dataset),
+            # a zero-cost method (a coreset timed at 0 s) has no place on a log axis: symlog keeps it in view
+            scale = "log" if (at["total_seconds"] > 0).all() else "symlog"
+            ax.set(xscale=scale, xlabel="total time to serve every IPC (s)", ylabel=accuracy_axis(dataset),
                    title=f"{dataset} ipc={ipc}")
             ax.legend(fontsize=7)
         fig.suptitle(f"accuracy vs cost · {CONVNET} · protocol {protocol}", fontsize=9)
