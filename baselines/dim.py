@@ -182,11 +182,12 @@ def pretrained_gan(task: DistillTask, hp: DiMHparams) -> tuple[dict[str, Any], d
         return {"generator": gen.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(), "seconds": time.perf_counter() - start, "loss_log": report.losses}
 
-    state, built_now = load_or_build(path, train_gan, "cpu", "DiM GAN cache")
+    state, built_now, waited = load_or_build(path, train_gan, "cpu", "DiM GAN cache")
     if built_now:
         shutil.rmtree(work, ignore_errors=True)
     return state, {"cache": str(path), "built_now": built_now, "steps": steps, "seconds": round(state["seconds"], 3),
-                   "first_loss": state["loss_log"][0][1], "last_loss": state["loss_log"][-1][1]}
+                   "waited_seconds": round(waited, 3), "first_loss": state["loss_log"][0][1],
+                   "last_loss": state["loss_log"][-1][1]}
 
 
 def pool_recipe(arch: str, hp: DiMHparams, spec: DatasetSpec, batches: int) -> TrainingRecipe:

@@ -55,9 +55,9 @@ def train_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, see
 def trained_feature_net(train: LabelledImages, spec: DatasetSpec, epochs: int, seed: int, device: torch.device,
                         cache_dir: Path) -> nn.Module:
     """The cached network if present and intact, else a freshly trained one (saved for the next call)."""
-    state, _ = load_or_build(cache_path(cache_dir, spec, len(train), epochs, seed),
-                             lambda: train_feature_net(train, spec, epochs, seed, device).state_dict(),
-                             device, "feature-net cache")
+    state = load_or_build(cache_path(cache_dir, spec, len(train), epochs, seed),
+                          lambda: train_feature_net(train, spec, epochs, seed, device).state_dict(),
+                          device, "feature-net cache").value
     net = build_model(FEATURE_ARCH, spec, device=device)
     net.load_state_dict(state)
     return net.eval()

@@ -15,10 +15,11 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -107,20 +108,33 @@ def file_lock(path: Path, wait: bool = True, on_wait: Callable[[], None] | None 
         os.close(fd)
 
 
+class Cached(NamedTuple):
+    """A cache entry's object, whether this call built it, and how long it waited for another process's build
+    (time its caller's wall clock holds but did not spend computing: cost reports subtract it)."""
+
+    value: Any
+    built_now: bool
+    waited_seconds: float
+
+
 def load_or_build(path: Path, build: Callable[[], Any], map_location: torch.device | str = "cpu",
-                  what: str = "cache file") -> tuple[Any, bool]:
-    """The object cached at ``path`` if intact, else ``build()``'s, saved there; and whether it was built now.
+                  what: str = "cache file") -> Cached:
+    """The object cached at ``path`` if intact, else ``build()``'s, saved there.
 
     Both happen under ``path``'s lock (``<name>.lock`` beside it): a process that finds another building the
     entry waits and then loads it, and if the builder died, the next holder builds it (a build that
     checkpoints itself resumes)."""
+    waited_from: list[float] = []
+
     def say_waiting() -> None:
+        waited_from.append(time.perf_counter())
         print(f"{what} {path} is being built by another process; waiting for it", file=sys.stderr)
 
     with file_lock(path.with_name(f"{path.name}.lock"), on_wait=say_waiting):
+        waited = time.perf_counter() - waited_from[0] if waited_from else 0.0
         saved = load_checked(path, map_location, what)
         if saved is not None:
-            return saved, False
+            return Cached(saved, False, waited)
         built = build()
         save_checked(built, path)
-        return built, True
+        return Cached(built, True, waited)

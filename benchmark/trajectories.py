@@ -143,7 +143,7 @@ def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: in
 
     ``keep`` trims each loaded trajectory to its first snapshots, so a method holds only what it uses."""
     folder = trajectory_dir(cache_dir, train, recipe, kind)
-    trajectories, built, seconds_now = [], 0, 0.0
+    trajectories, built, seconds_now, waited = [], 0, 0.0, 0.0
 
     def build(index: int, path: Path) -> dict[str, Any]:
         if require:
@@ -155,12 +155,14 @@ def cached_trajectories(train: LabelledImages, recipe: TrainingRecipe, count: in
 
     for index in range(count):
         path = folder / f"{index:04d}.pt"
-        saved, built_now = load_or_build(path, functools.partial(build, index, path), "cpu", f"{kind} cache")
+        saved, built_now, waited_now = load_or_build(path, functools.partial(build, index, path), "cpu",
+                                                     f"{kind} cache")
         trajectory = Trajectory(tuple(saved["steps"]), saved["snapshots"], float(saved["seconds"]))
+        waited += waited_now
         if built_now:
             built, seconds_now = built + 1, seconds_now + trajectory.seconds
         trajectories.append(trajectory if keep is None else trajectory.trimmed(keep))
     report = {"cache": str(folder), "trajectories": count, "built_now": built, "reused": count - built,
-              "build_seconds_now": round(seconds_now, 3),
+              "build_seconds_now": round(seconds_now, 3), "waited_seconds": round(waited, 3),
               "build_seconds_total": round(sum(t.seconds for t in trajectories), 3)}
     return trajectories, report

@@ -88,7 +88,7 @@ def dataset_zca(train: LabelledImages, eps: float, cache_dir: Path, device: torc
                             for i in range(0, len(train), FIT_BATCH)])
         return fit_zca(images, spec, eps).state()
 
-    state, _ = load_or_build(_cache_path(cache_dir, spec, len(train), eps), fit, device, "ZCA cache")
+    state = load_or_build(_cache_path(cache_dir, spec, len(train), eps), fit, device, "ZCA cache").value
     return ZCA(state["mean"], state["transform"], state["channel_mean"], state["channel_std"], state["eps"])
 
 

@@ -147,7 +147,7 @@ def pretrained_generator(train: LabelledImages, spec: DatasetSpec, config: Pretr
                 "made_on": {"device": device.type, "threads": torch.get_num_threads()}}
         return generator_file(net, {"cost": cost})
 
-    saved, trained_now = load_or_build(path, pretrain, device, "d2m pre-trained generator cache")
+    saved, trained_now, waited = load_or_build(path, pretrain, device, "d2m pre-trained generator cache")
     if trained_now:
         shutil.rmtree(work_dir, ignore_errors=True)
     else:
@@ -155,7 +155,8 @@ def pretrained_generator(train: LabelledImages, spec: DatasetSpec, config: Pretr
     net = build_generator(GeneratorConfig.for_spec(spec, config.width), seed=0, device=device)
     net.load_state_dict(saved["state"])
     return StartingGenerator(net, {**saved["cost"], "source": "trained" if trained_now else "cache",
-                                   "cache_file": path.name, "sha256": checked_digest(path)})
+                                   "waited_seconds": round(waited, 3), "cache_file": path.name,
+                                   "sha256": checked_digest(path)})
 
 
 def load_generator_weights(path: str, spec: DatasetSpec, width: int, device: torch.device) -> StartingGenerator:

@@ -53,8 +53,9 @@ def test_a_cache_entry_needed_by_two_runs_at_once_is_built_once(tmp_path, capsys
     assert building.wait(10)
     second = load_or_build(path, lambda: builds.append("second") or {"x": torch.zeros(3)})
     thread.join()
-    assert builds == ["first"] and first["result"][1] is True and second[1] is False
-    assert torch.equal(second[0]["x"], torch.arange(3))
+    assert builds == ["first"] and first["result"].built_now and not second.built_now
+    assert torch.equal(second.value["x"], torch.arange(3))
+    assert first["result"].waited_seconds == 0.0 and 0.2 < second.waited_seconds < 10  # the build's sleep, waited
     assert "being built by another process; waiting for it" in capsys.readouterr().err
 
 
@@ -67,8 +68,8 @@ def test_a_build_that_fails_leaves_the_cache_entry_to_the_next_caller(tmp_path):
     with pytest.raises(RuntimeError):
         load_or_build(path, crash)
     assert not path.exists()
-    assert load_or_build(path, lambda: {"x": 1}) == ({"x": 1}, True)
-    assert load_or_build(path, crash) == ({"x": 1}, False)
+    assert load_or_build(path, lambda: {"x": 1}) == ({"x": 1}, True, 0.0)
+    assert load_or_build(path, crash) == ({"x": 1}, False, 0.0)
 
 
 def test_a_late_failure_of_a_cell_that_has_a_record_is_not_kept_or_listed(tmp_path):

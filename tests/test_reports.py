@@ -183,16 +183,17 @@ def test_serving_cost_counts_a_cached_one_time_stage_once_at_full_cost_whoever_p
     gan = {"cache_file": "digits-x.pt", "seconds": 100.0}
     builder.distill("d2m", None, seconds=130.0, serves_any=True,  # this run pre-trained the GAN: 30 s its own
                     artifact_info={"pretrain": {**gan, "source": "trained"}})
-    builder.distill("d2m-gen", None, seconds=0.5, serves_any=True,  # the same generator, read from the cache
-                    artifact_info={"pretrain": {**gan, "source": "cache"}})
+    builder.distill("d2m-gen", None, seconds=60.5, serves_any=True,  # the same generator, read from the cache
+                    artifact_info={"pretrain": {**gan, "source": "cache", "waited_seconds": 60.0}})  # once d2m's
+    # concurrent pre-training (which it waited for) had finished: the wait is not d2m-gen's own time
     builder.distill("d2m-scratch", None, seconds=20.0, serves_any=True,
                     artifact_info={"pretrain": {"source": "random init", "seconds": 0.0}})
     for ipc, wall, now in ((1, 80.0, 50.0), (10, 40.0, 0.0)):  # MTT: IPC 1 built the expert buffer
         builder.distill("mtt", ipc, seconds=wall, artifact_info={"buffer": {"build_seconds_total": 50.0,
                                                                             "build_seconds_now": now}})
-    builder.distill("dim", None, seconds=10.0, serves_any=True, artifact_info={  # cached GAN and model pool
-        "gan": {"seconds": 200.0, "built_now": False},
-        "pool": {"convnet": {"build_seconds_total": 20.0, "build_seconds_now": 0.0}}})
+    builder.distill("dim", None, seconds=17.0, serves_any=True, artifact_info={  # cached GAN and model pool
+        "gan": {"seconds": 200.0, "built_now": False, "waited_seconds": 4.0},
+        "pool": {"convnet": {"build_seconds_total": 20.0, "build_seconds_now": 0.0, "waited_seconds": 3.0}}})
     builder.distill("dm", 1, seconds=3.0)  # no stage
     distills = distill_frame(builder.store)
     costs = serving_costs(distills, records_frame(builder.store, distills)).set_index("method")

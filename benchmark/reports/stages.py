@@ -26,17 +26,24 @@ def cached_builds(artifact: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from (v for v in (artifact.get("pool") or {}).values() if isinstance(v, dict))
 
 
+def waited(stage: dict[str, Any]) -> float:
+    """Seconds the run waited for another run building the stage (a concurrent twin; recorded since the caches
+    were locked): wall time the run holds but did not compute, so it is subtracted like a paid stage."""
+    return float(stage.get("waited_seconds") or 0.0)
+
+
 def stage_seconds(artifact: dict[str, Any]) -> tuple[float, float]:
-    """(full cost of the one-time stages in seconds, the part of it that this run paid and its wall time holds)."""
-    stages: list[tuple[float, float]] = []  # (full, paid now) per stage
+    """(full cost of the one-time stages in seconds, the part of it that this run paid or waited for, which
+    its wall time holds)."""
+    stages: list[tuple[float, float]] = []  # (full, paid or waited now) per stage
     pretrain = artifact.get("pretrain") or {}
     if pretrain.get("source") in PRETRAINED_SOURCES:
         seconds = float(pretrain.get("seconds") or 0.0)
-        stages.append((seconds, seconds if pretrain["source"] == "trained" else 0.0))
+        stages.append((seconds, (seconds if pretrain["source"] == "trained" else 0.0) + waited(pretrain)))
     gan = artifact.get("gan") or {}
     if isinstance(gan, dict) and gan.get("seconds") is not None:
-        stages.append((float(gan["seconds"]), float(gan["seconds"]) if gan.get("built_now") else 0.0))
-    stages += [(float(b.get("build_seconds_total") or 0.0), float(b.get("build_seconds_now") or 0.0))
+        stages.append((float(gan["seconds"]), (float(gan["seconds"]) if gan.get("built_now") else 0.0) + waited(gan)))
+    stages += [(float(b.get("build_seconds_total") or 0.0), float(b.get("build_seconds_now") or 0.0) + waited(b))
                for b in cached_builds(artifact)]
     return sum(full for full, _ in stages), sum(paid for _, paid in stages)
 
