@@ -87,10 +87,15 @@ def load_checked(path: Path, map_location: torch.device | str = "cpu", what: str
 def file_lock(path: Path, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
     """Hold an exclusive ``flock`` on ``path``; yields False at once if another live process holds it (unless
     ``wait``: then ``on_wait`` is called and the lock awaited). The kernel releases it when its holder dies,
-    even by ``kill -9``. Where the file system offers no ``flock`` it yields True unlocked: every file here is
-    written atomically, so the lock only saves repeated work, never correctness."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    even by ``kill -9``. Where the lock file cannot be made (a read-only cache) or the file system offers no
+    ``flock`` it yields True unlocked: every file here is written atomically, so the lock only saves repeated
+    work, never correctness."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield True
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

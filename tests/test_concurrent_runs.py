@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import threading
 import time
 
@@ -70,6 +71,21 @@ def test_a_build_that_fails_leaves_the_cache_entry_to_the_next_caller(tmp_path):
     assert not path.exists()
     assert load_or_build(path, lambda: {"x": 1}) == ({"x": 1}, True, 0.0)
     assert load_or_build(path, crash) == ({"x": 1}, False, 0.0)
+
+
+def test_an_intact_cache_entry_loads_where_no_lock_file_can_be_made(tmp_path, monkeypatch):
+    """A cache shared read-only (a prepared buffer on a cluster) still serves what it holds."""
+    path = tmp_path / "entry.pt"
+    load_or_build(path, lambda: {"x": 1})
+    real_open = os.open
+
+    def read_only(name, *args, **kwargs):
+        if str(name).endswith(".lock"):
+            raise PermissionError(13, "Read-only file system", str(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert load_or_build(path, lambda: {"x": 2}) == ({"x": 1}, False, 0.0)
 
 
 def test_a_late_failure_of_a_cell_that_has_a_record_is_not_kept_or_listed(tmp_path):
