@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +148,9 @@ class ResultsStore:
         return out
 
     # --- locks --------------------------------------------------------------------------------------------
-    @contextmanager
-    def claim(self, key: str, wait: bool = False) -> Iterator[bool]:
+    def claim(self, key: str, wait: bool = False) -> AbstractContextManager[bool]:
         """Hold the cell's lock; yields False at once if another live process holds it (unless ``wait``)."""
-        with file_lock(self.root / "locks" / f"{key}.lock", wait) as mine:
-            yield mine
+        return file_lock(self.root / "locks" / f"{key}.lock", wait)
 
     # --- artifacts ------------------------------------------------------------------------------------
     def artifact_dir(self, key: str) -> Path:
