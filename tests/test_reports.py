@@ -302,7 +302,11 @@ def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
     builder.store.write_record("eval", evaluation, record)
     text = leaderboard.write_reports(builder.store.root)
     assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
-            "same configuration and seed): dm digits ipc=10 mlp seed=0.") in text
+            "same configuration and seed): dm digits ipc=10 mlp seed=0 `smoke`.") in text
+    page = (builder.store.root / "index.html").read_text()  # the page folds the list away under the sentence
+    assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
+            "same configuration and seed). <details><summary>Show them (1)</summary>dm digits ipc=10 mlp seed=0 smoke"
+            "</details>") in page
 
 
 def test_an_evaluation_from_before_checksums_of_a_since_regenerated_distillation_is_warned(builder):
@@ -325,7 +329,7 @@ def test_an_evaluation_from_before_checksums_of_a_since_regenerated_distillation
         builder.store.write_record("eval", new, stamped)
     text = leaderboard.write_reports(builder.store.root)
     assert ("⚠ 1 evaluation(s) predate a regeneration of their distillation and recorded no checksum, so they may "
-            "have read a different artifact than later evaluations of it: dm digits ipc=10 mlp seed=0.") in text
+            "have read a different artifact than later evaluations of it: dm digits ipc=10 mlp seed=0 `smoke`.") in text
     assert "read an earlier artifact" not in text
 
 
@@ -412,7 +416,7 @@ def test_html_page_holds_every_row_with_protocol_and_commit(builder):
     assert table.count("<tr class=\"facet\"") == 3
     assert '<td data-v="60.5">60.50 ± 0.50</td>' in table and "0123456789" in table
     assert 'title="the smoke protocol of the tests"' in table and "<dd>the smoke protocol of the tests</dd>" in html
-    full_row = next(r for r in table.split("<tr")[1:] if "<td>full</td>" in r)
+    full_row = next(r for r in table.split("<tr")[1:] if '<td class="wrap">full</td>' in r)
     assert "data-ipc" not in full_row  # the whole-set row shows whatever IPC is filtered
     assert '<option value="10">10</option>' in html and "http" not in html.replace("http-equiv", "")
     rows = json.loads(leaderboard.rows_for_scripts(builder.store.root, "json"))

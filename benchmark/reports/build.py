@@ -30,6 +30,18 @@ from benchmark.reports.tables import cross_arch_tables
 from benchmark.store import ResultsStore
 
 
+@dataclass(frozen=True)
+class Caveat:
+    """A warning for the reader, with the cells it concerns kept apart from its sentence: the markdown prints
+    them inline, the page folds a long list away so the warnings stay readable above the tables."""
+
+    text: str
+    cells: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.text}: {', '.join(self.cells)}." if self.cells else self.text
+
+
 @dataclass
 class Report:
     results: Path
@@ -44,7 +56,7 @@ class Report:
     counts: dict[str, int]
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
     figures: list[Figure] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Caveat] = field(default_factory=list)
     image_problems: list[str] = field(default_factory=list)
 
     def figures_of(self, kind: str) -> list[Figure]:
@@ -74,7 +86,7 @@ ARTIFACT_WARNINGS = {
 
 
 def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame,
-                 distills: pd.DataFrame) -> list[str]:
+                 distills: pd.DataFrame) -> list[Caveat]:
     """What a reader must know before trusting a number: missing references, reduced budgets, validation
     splits, evaluations of an artifact that has been regenerated since, networks that did not fit their set,
     generator methods that may start from different generators."""
@@ -92,13 +104,15 @@ def warnings_for(summary: pd.DataFrame, costs: pd.DataFrame, frame: pd.DataFrame
                      "split, for choosing hyper-parameters; not test accuracies.")
     if not costs.empty and not (costs["method"] == serving_cost.REFERENCE).any():
         notes.append(f"`{serving_cost.REFERENCE}` has no distillation here: the cost ratios to it are empty.")
+    artifacts = []
     for column, what in ARTIFACT_WARNINGS.items():
         if not frame.empty and frame[column].any():
             rows = frame[frame[column]]
-            cells = ", ".join(sorted({f"{r.method} {r.dataset} ipc={r.ipc} {r.arch} seed={r.seed}"
-                                      for r in rows.itertuples()}))
-            notes.append(f"{len(rows)} evaluation(s) {what}: {cells}.")
-    return notes + under_trained(frame) + recomputed_generators(distills)
+            cells = sorted(f"{r.method} {r.dataset} ipc={r.ipc} {r.arch} seed={r.seed} `{r.protocol}`"
+                           for r in rows.itertuples())
+            artifacts.append(Caveat(f"{len(rows)} evaluation(s) {what}", tuple(cells)))
+    later = under_trained(frame) + recomputed_generators(distills)
+    return [Caveat(n) for n in notes] + artifacts + [Caveat(n) for n in later]
 
 
 UNDERFIT_LOSS = 0.5

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from benchmark.reports import serving_cost, units
-from benchmark.reports.build import Report
+from benchmark.reports.build import Caveat, Report
 from benchmark.reports.frame import method_label
 from benchmark.reports.markdown import ABLATIONS, HEADER, TESTS, cost_table
 from benchmark.reports.nas import nas_table
@@ -34,6 +34,7 @@ class Column:
     text: Callable[[pd.Series], str]
     sort: Callable[[pd.Series], object] | None = None  # the value sorted by (default: the text)
     hover: Callable[[pd.Series], str] | None = None
+    wrap: bool = False  # long values (method variants, commit lists) break after their commas
 
 
 def esc(value: object) -> str:
@@ -68,19 +69,21 @@ def table(rows: pd.DataFrame, columns: list[Column], facets: Callable[[pd.Series
             key = c.sort(row) if c.sort else None
             sort_attr = f' data-v="{number(key)}"' if number(key) is not None else ""
             hover = f' title="{esc(c.hover(row))}"' if c.hover else ""
-            cells.append(f"<td{sort_attr}{hover}>{esc(c.text(row))}</td>")
+            text, wrap = esc(c.text(row)), ' class="wrap"' if c.wrap else ""
+            cells.append(f'<td{wrap}{sort_attr}{hover}>{text.replace(",", ",<wbr>") if c.wrap else text}</td>')
         attrs = facet_attrs(facets(row)) if facets else ""
         body.append(f'<tr class="facet"{attrs}>{"".join(cells)}</tr>')
     ident = f' id="{esc(table_id)}"' if table_id else ""
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<table class="sortable"{ident}>{cap}<thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    return (f'<div class="scroll"><table class="sortable"{ident}>{cap}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def frame_table(frame: pd.DataFrame, index_header: str, caption: str = "", facets: dict | None = None) -> str:
     """A pre-formatted table (rows named by the index), sortable by the leading number of each cell."""
     shown = frame.reset_index().rename(columns={"index": index_header})
-    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n])) for name in shown]
+    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]), wrap=i == 0)
+               for i, name in enumerate(shown)]
     attrs = facet_attrs(facets or {})
     return f'<div class="facet"{attrs}>{table(shown, columns, caption=caption)}</div>'
 
@@ -95,7 +98,7 @@ def results_columns(report: Report) -> list[Column]:
         return lambda r: "—" if number(r[name]) is None else pattern.format(r[name])
 
     return [
-        Column("dataset", lambda r: r["dataset"]), Column("method", method_label),
+        Column("dataset", lambda r: r["dataset"]), Column("method", method_label, wrap=True),
         Column("IPC", lambda r: r["ipc"] or "whole", lambda r: r["ipc"]), Column("arch", lambda r: r["arch"]),
         Column("protocol", lambda r: r["protocol"], hover=lambda r: report.protocols.get(r["protocol"], "")),
         Column("accuracy (%)", accuracy_cell, lambda r: r["mean"]), Column("n", lambda r: r["n"], lambda r: r["n"]),
@@ -111,7 +114,7 @@ def results_columns(report: Report) -> list[Column]:
         Column("distill time", lambda r: units.seconds(r["distill_seconds"]), lambda r: r["distill_seconds"],
                hover=lambda r: "from scratch: the distillation plus any one-time stage it reused from a cache"),
         Column("storage", lambda r: units.size(r["storage_bytes"]), lambda r: r["storage_bytes"]),
-        Column("commit", lambda r: r["commits"] or "—"),
+        Column("commit", lambda r: r["commits"] or "—", wrap=True),
     ]
 
 
@@ -124,8 +127,12 @@ def row_facets(row: pd.Series) -> dict:
     return {"dataset": row.get("dataset"), "ipc": row.get("ipc"), "arch": row.get("arch")}
 
 
+WRAPPED = {"method", "command", "commit"}
+"""Columns of the pre-formatted tables whose values run long (method variants, command lines, commit lists)."""
+
+
 def formatted_rows(formatted: pd.DataFrame, facets_of: Callable[[pd.Series], dict], table_id: str) -> str:
-    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]))
+    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]), wrap=name in WRAPPED)
                for name in formatted.columns]
     return table(formatted, columns, facets_of, table_id)
 
@@ -197,7 +204,8 @@ def sections(report: Report) -> list[tuple[str, str, str]]:
     out.append(("images", "Synthetic sets (one row per class)", grids))
     if not report.provenance.empty:
         out.append(("provenance", "How these numbers were produced",
-                    table(report.provenance, [Column(c, lambda r, c=c: r[c]) for c in report.provenance.columns])))
+                    table(report.provenance, [Column(c, lambda r, c=c: r[c], wrap=c in WRAPPED)
+                                              for c in report.provenance.columns])))
     out.append(("protocols", "Protocols", "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>"
                                                            for k, v in report.protocols.items()) + "</dl>"))
     if not report.failures.empty:
@@ -207,12 +215,21 @@ def sections(report: Report) -> list[tuple[str, str, str]]:
     return out
 
 
+def caveat(warning: Caveat) -> str:
+    """A warning as one line; the cells it names (dozens, after a regeneration) folded under it."""
+    text = f"⚠ {esc(plain(warning.text))}"
+    if warning.cells:
+        text += (f'. <details><summary>Show them ({len(warning.cells)})</summary>{esc(plain(", ".join(warning.cells)))}'
+                 "</details>")
+    return f'<div class="warning">{text}</div>'
+
+
 def render(report: Report) -> str:
     c = report.counts
     parts = sections(report)
     nav = " · ".join(f'<a href="#{ident}">{esc(title)}</a>' for ident, title, _ in parts)
     body = "".join(f'<section id="{ident}"><h2>{esc(title)}</h2>{inner}</section>' for ident, title, inner in parts)
-    warnings = "".join(f'<p class="warning">⚠ {esc(plain(w))}</p>' for w in report.warnings)
+    warnings = "".join(map(caveat, report.warnings))
     counts = (f"{c['distillations']} distillations, {c['evaluations']} evaluations, {c['nas']} NAS runs, "
               f"{c['failures']} failed cells")
     return PAGE.format(header=esc(plain(HEADER)), counts=esc(counts), warnings=warnings, nav=nav,
@@ -227,13 +244,15 @@ gap:1rem;align-items:center;flex-wrap:wrap}#shown{color:#666;margin-left:auto}
 table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:13px}
 caption{text-align:left;font-weight:600;padding:.2rem 0}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;white-space:nowrap}
+td.wrap{white-space:normal;min-width:8rem}.scroll{overflow-x:auto}
 th{background:#eee;cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" ▲"}
 th[aria-sort=descending]::after{content:" ▼"}tbody tr:nth-child(even){background:#fafafa}
 .hidden{display:none!important}
 .warning{background:#fff4d6;border-left:4px solid #e0a800;padding:.3rem .6rem;margin:.3rem 0}
+.warning details{display:inline}.warning summary{cursor:pointer;color:#735c00}
 .figures{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;max-width:640px}
 figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:12px;color:#555}dt{font-weight:600}
+figcaption{font-size:12px;color:#555;overflow-wrap:anywhere}dt{font-weight:600}
 """
 
 SCRIPT = """
