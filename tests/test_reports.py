@@ -212,9 +212,12 @@ def test_cross_architecture_table_reports_the_drop_from_convnet(builder):
         key = builder.distill(method, 10)
         builder.evaluate(key, 10, convnet)
         builder.evaluate(key, 10, alexnet, arch="alexnet")
+    builder.evaluate(builder.distill("herding", 10), 10, [88.0])  # a method not yet taken off ConvNet: a row
+    builder.evaluate(builder.distill("dm", 10, hparams={"lr_img": 10.0}), 10, [91.0])  # a variant: none
     report = build_report(builder.store.root, draw=False)
     ((where, table),) = report.cross_arch
     assert where == ("digits", 10, "smoke") and list(table.columns) == ["convnet", "alexnet", "mean drop"]
+    assert list(table.index) == ["dm", "herding", "random"] and table.loc["herding", "alexnet"] == MISSING
     assert table.loc["random", "alexnet"] == "71.00 ± 1.00 (-10.00)" and table.loc["random", "mean drop"] == "10.00"
     assert table.loc["dm", "alexnet"] == "86.00 ± 1.00 (-4.00)"
     assert "Cross-architecture generalisation" in markdown.render(report)

@@ -244,7 +244,7 @@ gap:1rem;align-items:center;flex-wrap:wrap}#shown{color:#666;margin-left:auto}
 table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:13px}
 caption{text-align:left;font-weight:600;padding:.2rem 0}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;white-space:nowrap}
-td.wrap{white-space:normal;min-width:8rem}.scroll{overflow-x:auto}
+td.wrap{white-space:normal;min-width:14rem}.scroll{overflow-x:auto}
 th{background:#eee;cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" ▲"}
 th[aria-sort=descending]::after{content:" ▼"}tbody tr:nth-child(even){background:#fafafa}
 .hidden{display:none!important}

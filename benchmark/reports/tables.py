@@ -122,7 +122,8 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame,
     architecture (ConvNet first) with ``(−drop)`` from ConvNet, and the mean drop over the others. Where rows
     were evaluated on different sets of architectures their mean drops are not comparable (AlexNet costs
     every method 5–15 points, ResNet-18 about none), so a second column averages only the architectures
-    every such row has.
+    every such row has. A method's hyper-parameter variants (sweeps, ablation grids) get a row only where they
+    were evaluated off ConvNet too; a registered method always has one, so a missing column reads "not run yet".
 
     ``accuracies`` (:func:`benchmark.reports.frame.accuracies_by_key`) lets each drop compare the same
     distilled sets: ConvNet rows often hold more seeds than the other architectures, and one seed's set can
@@ -138,6 +139,8 @@ def cross_arch_tables(summary: pd.DataFrame, failures: pd.DataFrame,
         row_drops: dict[str, dict[str, float]] = {}
         both = pd.concat([part, whole])
         for label, group in both.assign(label=both.apply(method_label, axis=1)).groupby("label"):
+            if group["variant"].iloc[0] and set(group["arch"]) == {CONVNET}:
+                continue  # a hyper-parameter variant never taken off ConvNet: no row of "not run yet"
             cells, drops = {}, {}
             for _, r in group.iterrows():
                 text = accuracy_cell(r)
