@@ -75,6 +75,39 @@ def test_a_validation_split_is_labelled_as_such(builder, monkeypatch):
     assert y_labels["accuracy_vs_ipc_digits_convnet_smoke.png"] == {"test accuracy (%)"}
 
 
+def test_every_method_keeps_one_style_in_every_figure_and_long_legends_stay_beside_the_axes(builder, monkeypatch):
+    """Twelve methods (the default colour cycle repeats after ten) get twelve colours; a method's variant keeps
+    its colour with a dashed line and another marker; a variant's long label is wrapped in a legend outside."""
+    methods = ["random", "herding", "kcenter", "dc", "dsa", "dm", "datadam", "mtt", "dim", "d2m", "d2m-em", "d2m-pm"]
+    for method in methods:
+        builder.evaluate(builder.distill(method, 1), 1, [50.0])
+        builder.evaluate(builder.distill(method, 10), 10, [60.0])
+        builder.evaluate(builder.distill(method, 10), 10, [55.0], arch="alexnet")
+    variant = {"lr_img": 10.0, "batch_real": 32, "momentum_img": 0.9, "init": "noise"}
+    builder.evaluate(builder.distill("dm", 10, hparams=variant), 10, [61.0])
+    drawn = {}
+    real_save = plots.save
+
+    def save(fig, path):
+        ax = fig.axes[-1]
+        drawn[path.name] = ({t.get_text(): None for t in ax.get_legend().get_texts()},
+                            {c.get_label(): c.lines[0] for c in ax.containers}, ax.get_legend())
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "save", save)
+    build_report(builder.store.root)
+    legend_texts, lines, box = drawn["accuracy_vs_ipc_digits_convnet_smoke.png"]
+    colours = {label: line.get_color() for label, line in lines.items()}
+    variant_label = next(label for label in lines if label.startswith("dm ["))
+    assert len({colours[m] for m in methods}) == 12 and colours[variant_label] == colours["dm"]
+    assert lines[variant_label].get_linestyle() == "--" and lines["dm"].get_linestyle() == "-"
+    assert lines[variant_label].get_marker() != lines["dm"].get_marker()
+    assert all(len(line) <= plots.LEGEND_WIDTH for text in legend_texts for line in text.split("\n"))
+    assert box.get_bbox_to_anchor().x0 > box.axes.bbox.x1  # beside the axes, not over the points
+    _, alexnet_lines, _ = drawn["accuracy_vs_ipc_digits_alexnet_smoke.png"]
+    assert {m: alexnet_lines[m].get_color() for m in methods} == {m: colours[m] for m in methods}
+
+
 def test_records_unlike_todays_presets_are_named_by_what_differs_between_them_but_not_by_ipc(builder):
     # hyper-parameters today's dc does not have (an older layout) and a method not installed here
     for ipc, loops in ((1, 1), (10, 10)):  # defaults that depend on the IPC (DC's outer loop)
