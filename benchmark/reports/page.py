@@ -127,7 +127,7 @@ def row_facets(row: pd.Series) -> dict:
     return {"dataset": row.get("dataset"), "ipc": row.get("ipc"), "arch": row.get("arch")}
 
 
-WRAPPED = {"method", "command", "commit"}
+WRAPPED = {"method", "ablation", "command", "commit"}
 """Columns of the pre-formatted tables whose values run long (method variants, command lines, commit lists)."""
 
 
