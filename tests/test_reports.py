@@ -338,7 +338,8 @@ def test_an_evaluation_of_an_earlier_artifact_is_warned(builder):
     builder.store.write_record("eval", evaluation, record)
     text = leaderboard.write_reports(builder.store.root)
     assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
-            "same configuration and seed): dm digits ipc=10 mlp seed=0 `smoke`.") in text
+            "same configuration and seed).\n> <details><summary>Show them (1)</summary>\n>\n> dm digits ipc=10 mlp seed=0 "
+            "`smoke`.\n>\n> </details>") in text
     page = (builder.store.root / "index.html").read_text()  # the page folds the list away under the sentence
     assert ("⚠ 1 evaluation(s) read an earlier artifact of their distillation, regenerated since (checksums differ; "
             "same configuration and seed). <details><summary>Show them (1)</summary>dm digits ipc=10 mlp seed=0 smoke"
@@ -365,7 +366,8 @@ def test_an_evaluation_from_before_checksums_of_a_since_regenerated_distillation
         builder.store.write_record("eval", new, stamped)
     text = leaderboard.write_reports(builder.store.root)
     assert ("⚠ 1 evaluation(s) predate a regeneration of their distillation and recorded no checksum, so they may "
-            "have read a different artifact than later evaluations of it: dm digits ipc=10 mlp seed=0 `smoke`.") in text
+            "have read a different artifact than later evaluations of it.\n> <details><summary>Show them (1)</summary>\n>\n"
+            "> dm digits ipc=10 mlp seed=0 `smoke`.") in text
     assert "read an earlier artifact" not in text
 
 

@@ -32,14 +32,11 @@ from benchmark.store import ResultsStore
 
 @dataclass(frozen=True)
 class Caveat:
-    """A warning for the reader, with the cells it concerns kept apart from its sentence: the markdown prints
-    them inline, the page folds a long list away so the warnings stay readable above the tables."""
+    """A warning for the reader, with the cells it concerns kept apart from its sentence, so both renderings
+    can fold a long list (dozens of cells after a regeneration) under it and keep the warnings readable."""
 
     text: str
     cells: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return f"{self.text}: {', '.join(self.cells)}." if self.cells else self.text
 
 
 @dataclass

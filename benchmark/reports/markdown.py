@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark.reports import serving_cost, units
-from benchmark.reports.build import Report
+from benchmark.reports.build import Caveat, Report
 from benchmark.reports.nas import nas_table
 from benchmark.reports.tables import (
     LEGEND,
@@ -164,12 +164,22 @@ def failure_sections(report: Report) -> list[str]:
     return section("Failed cells", "\n".join(f"- {r['label']}: {r['error']}" for _, r in report.failures.iterrows()))
 
 
+def caveat(warning: Caveat) -> list[str]:
+    """A warning as a quoted line; the cells it names (dozens, after a regeneration) folded under it."""
+    if not warning.cells:
+        return [f"> ⚠ {warning.text}"]
+    return [f"> ⚠ {warning.text}.", f"> <details><summary>Show them ({len(warning.cells)})</summary>", ">",
+            f"> {', '.join(warning.cells)}.", ">", "> </details>"]
+
+
 def render(report: Report) -> str:
     c = report.counts
     lines = ["# Leaderboard", "", HEADER, "",
              f"Store: {c['distillations']} distillations, {c['evaluations']} evaluations, {c['nas']} NAS runs, "
              f"{c['failures']} failed cells.", ""]
-    lines += [f"> ⚠ {w}" for w in report.warnings] + ([""] if report.warnings else [])
+    for i, warning in enumerate(report.warnings):  # one quoted paragraph each (adjacent lines would run together)
+        lines += ([">"] if i else []) + caveat(warning)
+    lines += [""] if report.warnings else []
     lines += provenance_sections(report)
     if report.summary.empty:
         lines += ["_No finished evaluations yet._", ""]
