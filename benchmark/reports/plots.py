@@ -47,9 +47,8 @@ def pyplot():
 def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
-    fig.savefig(path, dpi=110, bbox_inches="tight", bbox_extra_artists=legends)  # a legend beside the axes widens
-    # the image instead of shrinking the axes (see `legend`)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]  # out of the layout: `legend`
+    fig.savefig(path, dpi=110, bbox_inches="tight", bbox_extra_artists=fig.get_default_bbox_extra_artists() + legends)
     pyplot().close(fig)
     return path
 
