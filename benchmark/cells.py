@@ -161,8 +161,8 @@ def sweep_variants(grid: Grid, method: str) -> list[dict[str, Any]]:
 
 def expand(grid: Grid) -> Plan:
     """Expand a grid into cells, validating every name and value first (one-line errors)."""
-    protocol = get_protocol(grid.protocol)
-    protocol = (protocol.overridden({"models": grid.models}) if grid.models else protocol).as_record()
+    overrides = {**grid.protocol_overrides, **({"models": grid.models} if grid.models else {})}
+    protocol = get_protocol(grid.protocol).overridden(overrides).as_record()
     for arch in grid.archs:
         MODELS.get(arch)
     for dataset in grid.ipc_by_dataset:  # a misspelt name would otherwise be silently ignored

@@ -69,7 +69,8 @@ class EvalResult:
 
 def effective_protocol(protocol: EvalProtocol, training_set: TrainingSet) -> tuple[EvalProtocol, int]:
     """The protocol after the set's hints, and the number of epochs to train for."""
-    hints = {k: v for k, v in training_set.eval_hints.items() if k not in SPECIAL_HINTS}
+    hints = {k: v for k, v in training_set.eval_hints.items()
+             if k not in SPECIAL_HINTS and (k != "lr" or protocol.use_set_lr)}
     protocol = protocol.overridden(hints)
     whole = bool(training_set.eval_hints.get("whole_dataset"))
     return protocol, protocol.whole_dataset_epochs(len(training_set)) if whole else protocol.epochs

@@ -11,6 +11,8 @@ A grid file holds these keys (only ``datasets`` and ``methods`` are required)::
     archs = ["convnet"]
     seeds = [0, 1, 2]             # distillation seeds; each artifact gets protocol.models networks
     models = 1                    # optional: evaluation networks per artifact, replacing the protocol's
+    [protocol_overrides]          # optional: other protocol values replaced (benchmark.protocol.EvalProtocol)
+    use_set_lr = false            # e.g. train MTT's sets at the protocol's lr, not their learned one
     sweep_mode = "product"        # sweep axes multiply; "one-at-a-time": each axis varies alone while the
                                   # others keep their defaults (a sensitivity study, the D2M paper's Fig. 4)
     skip_unsupported = true       # drop (and list) what a method's check() refuses instead of failing
@@ -42,7 +44,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 GRID_KEYS = ("description", "protocol", "budget", "datasets", "methods", "ipc", "archs", "seeds", "ipc_by_dataset",
-             "hparams", "sweep", "sweep_mode", "max_iterations", "models", "skip_unsupported")
+             "hparams", "sweep", "sweep_mode", "max_iterations", "models", "skip_unsupported", "protocol_overrides")
 SWEEP_MODES = ("product", "one-at-a-time")
 
 
@@ -66,6 +68,7 @@ class Grid:
     max_iterations: int | None = None
     models: int | None = None
     skip_unsupported: bool = False
+    protocol_overrides: dict[str, Any] = field(default_factory=dict)
 
     def ipcs_for(self, dataset: str) -> tuple[int, ...]:
         return self.ipc_by_dataset.get(dataset, self.ipc)
@@ -118,6 +121,10 @@ def parse_grid(data: dict[str, Any], name: str, source: str) -> Grid:
         if not isinstance(data["skip_unsupported"], bool):
             raise invalid_value(f"grid {source}: skip_unsupported", data["skip_unsupported"], "true or false")
         kw["skip_unsupported"] = data["skip_unsupported"]
+    if "protocol_overrides" in data:
+        if not isinstance(data["protocol_overrides"], dict):
+            raise BenchmarkError(f"grid {source}: [protocol_overrides] must be a table of protocol values")
+        kw["protocol_overrides"] = dict(data["protocol_overrides"])
     if "ipc_by_dataset" in data:
         kw["ipc_by_dataset"] = {d: _tuple_of(f"ipc_by_dataset.{d}", v, int, source)
                                 for d, v in dict(data["ipc_by_dataset"]).items()}

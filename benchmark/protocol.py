@@ -8,7 +8,9 @@ epoch on the whole real test set. The reference loop runs ``Epoch + 1`` epochs a
 
 Reduced protocols are named presets (``smoke``, ``ci``), printed beside every table that uses them.
 A method may override protocol values for its own sets through ``SyntheticSet.eval_hints`` (MTT's
-learned learning rate, for example); the overridden protocol is what the record keeps.
+learned learning rate, for example); the overridden protocol is what the record keeps. ``use_set_lr = false``
+(a grid's ``[protocol_overrides]``) trains at the protocol's own lr instead of a set's, to tell what the images
+contribute from what the step size does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from benchmark.errors import BenchmarkError, invalid_value
 from benchmark.registry import Registry
 
 PRECISIONS = ("fp32", "bf16")  # bf16: autocast of forward passes (pays off only with native bf16 units)
+KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+RECORDED_OFF_DEFAULT = {"precision": "fp32", "use_set_lr": True}
+"""Fields added after the first results were stored: a record holds one only where it differs from this value,
+so the keys of the earlier cells did not change."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class EvalProtocol:
     full_data_min_steps: int = 2000
     test_batch_size: int = 500
     precision: str = "fp32"
+    use_set_lr: bool = True  # train at the lr a set carries (MTT's learned α), as the reference's evaluation does
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -57,6 +64,8 @@ class EvalProtocol:
         if not 0 <= self.lr_decay_fraction <= 1:
             raise invalid_value("protocol.lr_decay_fraction", self.lr_decay_fraction, "a fraction in [0, 1]")
         parse_strategy(self.dsa_strategy)
+        if not isinstance(self.use_set_lr, bool):
+            raise invalid_value("protocol.use_set_lr", self.use_set_lr, "true or false")
         if self.precision not in PRECISIONS:
             raise invalid_value("protocol.precision", self.precision, f"one of {', '.join(PRECISIONS)}")
 
@@ -89,14 +98,20 @@ class EvalProtocol:
         unknown = set(overrides) - allowed
         if unknown:
             raise BenchmarkError(f"unknown protocol override {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        for name, value in overrides.items():  # a wrong type would fail deep inside the checks or training
+            kind = type(getattr(self, name))
+            if not (isinstance(value, kind) or (kind is float and isinstance(value, int))) or (
+                    isinstance(value, bool) and kind is not bool):
+                raise invalid_value(f"protocol.{name}", value, KIND_NAMES.get(kind, kind.__name__))
         return dataclasses.replace(self, **overrides) if overrides else self
 
     def as_record(self) -> dict:
-        """The protocol as a record (and cell key) holds it. ``precision`` was added after the first results
-        were stored; it appears only when not fp32, so keys of fp32 cells did not change."""
+        """The protocol as a record (and cell key) holds it, without the later fields at their defaults
+        (:data:`RECORDED_OFF_DEFAULT`)."""
         record = dataclasses.asdict(self)
-        if record["precision"] == "fp32":
-            del record["precision"]
+        for name, default in RECORDED_OFF_DEFAULT.items():
+            if record[name] == default:
+                del record[name]
         return record
 
 

@@ -128,7 +128,8 @@ def describe_plan(plan: Plan, ctx: RunContext, device: str, threads: int = REFER
         f"ipc={','.join(map(str, plan.grid.ipc))} archs={','.join(plan.grid.archs)} "
         f"seeds={','.join(map(str, plan.grid.seeds))} budget={plan.grid.budget}",
         f"  protocol {protocol.name}: {protocol.description}"
-        + (f" [networks per artifact: {plan.grid.models}]" if plan.grid.models else ""),
+        + (f" [networks per artifact: {plan.grid.models}]" if plan.grid.models else "")
+        + "".join(f" [{name}: {value}]" for name, value in plan.grid.protocol_overrides.items()),
     ]
     for (stage, cells), (_, pending) in zip(plan.stages(), todo.stages(), strict=True):
         lines.append(f"  stage {stage + ':':8} {len(cells)} cells, {len(cells) - len(pending)} already done, "

@@ -78,6 +78,22 @@ def test_hints_override_the_protocol_and_whole_dataset_uses_full_epochs():
         effective_protocol(CI, s)
 
 
+def test_a_protocol_can_train_at_its_own_lr_instead_of_the_sets():
+    """MTT's sets carry their learned step size; ``use_set_lr = false`` trains them at the protocol's lr (to
+    separate the images from the step size), keeps the other hints, and is recorded only when off."""
+    s = real_subset(1)
+    s.eval_hints = {"lr": 0.03, "epochs": 7}
+    own = CI.overridden({"use_set_lr": False})
+    assert effective_protocol(own, s)[0].lr == CI.lr and effective_protocol(own, s)[1] == 7
+    assert effective_protocol(CI, s)[0].lr == 0.03
+    assert "use_set_lr" not in CI.as_record() and own.as_record()["use_set_lr"] is False
+    with pytest.raises(BenchmarkError, match="invalid protocol.use_set_lr='no': true or false"):
+        CI.overridden({"use_set_lr": "no"})
+    with pytest.raises(BenchmarkError, match="invalid protocol.epochs=2.5: an integer"):
+        CI.overridden({"epochs": 2.5})
+    assert CI.overridden({"lr": 1}).lr == 1  # an integer is a number
+
+
 def test_precision_is_validated_recorded_only_when_not_fp32_and_trains_in_bf16():
     assert "precision" not in PAPER.as_record()  # keys of fp32 cells stay what they were before the field
     bf16 = PAPER.overridden({"precision": "bf16", "epochs": 2, "models": 1})

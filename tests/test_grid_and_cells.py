@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def test_sweep_axes_multiply_a_methods_cells():
     ({"datasets": ["digits"], "methods": ["random"], "ipc": [0]}, "invalid grid g: ipc=0"),
     ({"datasets": ["digits"], "methods": ["random"], "ipc": "10"}, "'ipc' must be a non-empty list of ints"),
     ({"datasets": ["digits"], "methods": ["random"], "sweep": {"temperature": [1]}}, "must be written 'method.hyper"),
+    ({"datasets": ["digits"], "methods": ["random"], "protocol_overrides": 3}, "must be a table of protocol values"),
 ])
 def test_bad_grid_files_are_one_line_errors(data, message):
     with pytest.raises(BenchmarkError, match=message):
@@ -65,6 +67,17 @@ def test_bad_grid_files_are_one_line_errors(data, message):
 def test_plan_validation_errors(axes, message):
     with pytest.raises(BenchmarkError, match=message):
         expand(load_grid("smoke").with_axes(**axes))
+
+
+def test_protocol_overrides_reach_every_evaluation_cell_and_bad_ones_are_one_line_errors():
+    grid = parse_grid({"datasets": ["digits"], "methods": ["random"], "ipc": [1], "protocol": "ci",
+                       "protocol_overrides": {"use_set_lr": False, "epochs": 3}}, "g", "g")
+    (cell,) = expand(grid).eval_cells
+    assert cell.protocol["use_set_lr"] is False and cell.protocol["epochs"] == 3 and cell.protocol["name"] == "ci"
+    (plain,) = expand(dataclasses.replace(grid, protocol_overrides={})).eval_cells
+    assert "use_set_lr" not in plain.protocol and plain.key != cell.key
+    with pytest.raises(BenchmarkError, match="unknown protocol override \\['set_lr'\\]; allowed: .*use_set_lr"):
+        expand(dataclasses.replace(grid, protocol_overrides={"set_lr": False}))
 
 
 def test_unknown_hyperparameter_and_grid():

@@ -99,6 +99,9 @@ def test_dry_run_prints_cells_done_and_estimated_hours_per_stage(tmp_path, ci_gr
     out = capsys.readouterr().out
     assert "stage distill: 2 cells, 1 already done, ~" in out and "stage eval:    2 cells, 1 already done, ~" in out
     assert "device-min to go" in out and "an estimate on the 2-core reference CPU" in out
+    overridden = str(ci_grid("[protocol_overrides]\nuse_set_lr = false\n", methods=["random"], ipc=[1]))
+    assert run("--grid", overridden, "--results", str(results), "--dry-run") == 0
+    assert "[use_set_lr: False]" in capsys.readouterr().out  # the plan says which protocol it will run
     assert run("--grid", "full", "--methods", ",".join(CORESETS), "--dry-run") == 0
     out = capsys.readouterr().out
     assert "stage distill: 378 cells, 0 already done" in out and "stage eval:    2646 cells" in out

@@ -161,6 +161,15 @@ def test_a_protocol_overridden_by_a_grid_gets_its_own_table_instead_of_being_poo
     assert FAILED in overridden and FAILED not in text.split("protocol `smoke [models=2]`")[1].split("###")[0]
 
 
+def test_a_protocol_field_a_record_leaves_out_at_its_default_is_labelled_by_that_default(builder):
+    """Records leave ``use_set_lr`` out at its default (keys of earlier cells hold); beside records that turn it
+    off, they are labelled by the default (True), not by a missing value (None)."""
+    key = builder.distill("mtt", 10)
+    builder.evaluate(key, 10, [80.0])
+    builder.evaluate(key, 10, [75.0], extra_config={"protocol": {**protocol("smoke"), "use_set_lr": False}})
+    assert set(records_frame(builder.store)["protocol"]) == {"smoke [use_set_lr=True]", "smoke [use_set_lr=False]"}
+
+
 def test_a_method_is_compared_with_its_ablations_paired_by_seed(builder):
     generator = resolved("d2m", "digits", None)
     for seed, (full, ablated) in enumerate(((70.0, 66.0), (80.0, 77.0), (75.0, 70.0))):

@@ -17,6 +17,7 @@ import pandas as pd
 from benchmark.data.registry import dataset_spec
 from benchmark.distiller import get_distiller
 from benchmark.errors import BenchmarkError
+from benchmark.protocol import RECORDED_OFF_DEFAULT
 from benchmark.reports.stages import split_wall_time
 from benchmark.store import ResultsStore
 
@@ -212,8 +213,10 @@ def by_key(distills: pd.DataFrame) -> dict[str, dict]:
 
 
 def protocol_values(protocol: dict) -> str:
-    """A protocol record's settings (everything but its name and description) as canonical JSON."""
-    return canonical({k: v for k, v in protocol.items() if k not in ("name", "description")})
+    """A protocol record's settings (everything but its name and description, with the fields a record leaves
+    out at their defaults filled in) as canonical JSON."""
+    values = {**RECORDED_OFF_DEFAULT, **protocol}
+    return canonical({k: v for k, v in values.items() if k not in ("name", "description")})
 
 
 def protocol_labels(frame: pd.DataFrame, others: pd.DataFrame | None = None) -> pd.Series:
