@@ -79,13 +79,21 @@ def table(rows: pd.DataFrame, columns: list[Column], facets: Callable[[pd.Series
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+WRAPPED = {"method", "ablation", "command", "commit"}
+"""Columns of the pre-formatted tables whose values run long (method variants, command lines, commit lists)."""
+
+
+def formatted_columns(formatted: pd.DataFrame) -> list[Column]:
+    """A pre-formatted frame's columns, each sorted by the leading number of its cells."""
+    return [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]), wrap=name in WRAPPED)
+            for name in formatted.columns]
+
+
 def frame_table(frame: pd.DataFrame, index_header: str, caption: str = "", facets: dict | None = None) -> str:
     """A pre-formatted table (rows named by the index), sortable by the leading number of each cell."""
     shown = frame.reset_index().rename(columns={"index": index_header})
-    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]), wrap=i == 0)
-               for i, name in enumerate(shown)]
     attrs = facet_attrs(facets or {})
-    return f'<div class="facet"{attrs}>{table(shown, columns, caption=caption)}</div>'
+    return f'<div class="facet"{attrs}>{table(shown, formatted_columns(shown), caption=caption)}</div>'
 
 
 def leading_number(text: object) -> float | None:
@@ -127,14 +135,8 @@ def row_facets(row: pd.Series) -> dict:
     return {"dataset": row.get("dataset"), "ipc": row.get("ipc"), "arch": row.get("arch")}
 
 
-WRAPPED = {"method", "ablation", "command", "commit"}
-"""Columns of the pre-formatted tables whose values run long (method variants, command lines, commit lists)."""
-
-
 def formatted_rows(formatted: pd.DataFrame, facets_of: Callable[[pd.Series], dict], table_id: str) -> str:
-    columns = [Column(str(name), lambda r, n=name: r[n], lambda r, n=name: leading_number(r[n]), wrap=name in WRAPPED)
-               for name in formatted.columns]
-    return table(formatted, columns, facets_of, table_id)
+    return table(formatted, formatted_columns(formatted), facets_of, table_id)
 
 
 def figure(report: Report, f: Figure) -> str:
