@@ -54,6 +54,12 @@ class EvalProtocol:
     description: str = ""
 
     def __post_init__(self) -> None:
+        for declared in dataclasses.fields(self):  # a wrong type would fail deep inside the checks below or training
+            value, kind = getattr(self, declared.name), type(declared.default)
+            if declared.default is not dataclasses.MISSING and (
+                    not (isinstance(value, kind) or (kind is float and isinstance(value, int)))
+                    or (isinstance(value, bool) and kind is not bool)):
+                raise invalid_value(f"protocol.{declared.name}", value, KIND_NAMES.get(kind, kind.__name__))
         if self.full_data_min_steps < 0:
             raise invalid_value("protocol.full_data_min_steps", self.full_data_min_steps, "a non-negative integer")
         for field in ("epochs", "batch_size", "models", "full_data_epochs", "test_batch_size"):
@@ -64,8 +70,6 @@ class EvalProtocol:
         if not 0 <= self.lr_decay_fraction <= 1:
             raise invalid_value("protocol.lr_decay_fraction", self.lr_decay_fraction, "a fraction in [0, 1]")
         parse_strategy(self.dsa_strategy)
-        if not isinstance(self.use_set_lr, bool):
-            raise invalid_value("protocol.use_set_lr", self.use_set_lr, "true or false")
         if self.precision not in PRECISIONS:
             raise invalid_value("protocol.precision", self.precision, f"one of {', '.join(PRECISIONS)}")
 
@@ -98,11 +102,6 @@ class EvalProtocol:
         unknown = set(overrides) - allowed
         if unknown:
             raise BenchmarkError(f"unknown protocol override {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
-        for name, value in overrides.items():  # a wrong type would fail deep inside the checks or training
-            kind = type(getattr(self, name))
-            if not (isinstance(value, kind) or (kind is float and isinstance(value, int))) or (
-                    isinstance(value, bool) and kind is not bool):
-                raise invalid_value(f"protocol.{name}", value, KIND_NAMES.get(kind, kind.__name__))
         return dataclasses.replace(self, **overrides) if overrides else self
 
     def as_record(self) -> dict:
